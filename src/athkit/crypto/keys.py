@@ -85,18 +85,21 @@ def load_public_jwk(public_key: dict[str, Any] | str) -> AnyKey:
     if isinstance(public_key, str):
         data = public_key.encode()
         try:
-            return ECKey.import_key(data)
+            key: AnyKey = ECKey.import_key(data)
         except Exception:
-            return OKPKey.import_key(data)
+            key = OKPKey.import_key(data)
+        return key
     if public_key.get("d") is not None:
         raise ValueError("identity document publishes a private key")
     kty = public_key.get("kty")
     if kty == "EC":
         if public_key.get("crv") != "P-256":
             raise ValueError("only P-256 EC keys are accepted")
-        return ECKey.import_key(public_key)
+        ec: ECKey = ECKey.import_key(public_key)
+        return ec
     if kty == "OKP":
         if public_key.get("crv") != "Ed25519":
             raise ValueError("only Ed25519 OKP keys are accepted")
-        return OKPKey.import_key(public_key)
+        okp: OKPKey = OKPKey.import_key(public_key)
+        return okp
     raise ValueError(f"unsupported key type {kty!r}")

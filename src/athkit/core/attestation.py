@@ -1,0 +1,133 @@
+"""Attestation verification: signature, ``sub``/``iss``, audience, time window, replay (§3).
+
+Audience rule: on ``/ath/token`` the ``aud`` must be the token endpoint URL; on register and
+authorize it must be the service's configured public base URL. Nothing else is accepted, and
+the base URL never comes from the request's Host header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from athkit.core.clock import Clock, to_datetime
+from athkit.core.identity import IdentityFetcher
+from athkit.core.secrets import hash_secret
+from athkit.crypto.attestation import decode_unverified, verify_attestation_signature
+from athkit.crypto.keys import AnyKey, load_public_jwk
+from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.protocol.messages import AgentIdentityDocument
+from athkit.store.repositories import Store
+
+Endpoint = Literal["register", "authorize", "token", "status"]
+
+
+@dataclass(frozen=True)
+class VerifiedAttestation:
+    agent_id: str
+    claims: dict[str, Any]
+    identity: AgentIdentityDocument
+
+
+def _invalid(message: str, **details: Any) -> ATHError:
+    return ATHError(ErrorCode.INVALID_ATTESTATION, message, details or None)
+
+
+def _key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
+    pk = doc.public_key
+    if isinstance(pk, dict) and isinstance(pk.get("keys"), list):  # a JWK Set
+        keys = [k for k in pk["keys"] if isinstance(k, dict)]
+        match = [k for k in keys if kid is None or k.get("kid") == kid] or keys[:1]
+        if not match:
+            raise ValueError("identity document has no keys")
+        return load_public_jwk(match[0])
+    return load_public_jwk(pk)
+
+
+class AttestationVerifier:
+    """Verifies agent attestations for one service."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        fetcher: IdentityFetcher,
+        store: Store,
+        clock: Clock,
+        skew: int = 300,
+        max_lifetime: int = 3600,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.fetcher = fetcher
+        self.store = store
+        self.clock = clock
+        self.skew = skew
+        self.max_lifetime = max_lifetime
+
+    def audience_for(self, endpoint: Endpoint) -> str:
+        return f"{self.base_url}/ath/token" if endpoint == "token" else self.base_url
+
+    def verify(
+        self, token: str, *, endpoint: Endpoint, expected_agent_id: str | None = None
+    ) -> VerifiedAttestation:
+        try:
+            header, unverified = decode_unverified(token)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _invalid("attestation is not a well-formed JWT") from exc
+        sub = unverified.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise _invalid("attestation has no sub")
+        if expected_agent_id is not None and sub != expected_agent_id:
+            raise ATHError(
+                ErrorCode.AGENT_IDENTITY_MISMATCH,
+                "attestation sub does not match the registered agent_id",
+                {"expected": expected_agent_id},
+            )
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        doc = self.fetcher.get(sub)
+        claims = self._check_signature(token, doc, kid, sub)
+        self._check_claims(claims, sub, endpoint)
+        return VerifiedAttestation(sub, claims, doc)
+
+    def _check_signature(
+        self, token: str, doc: AgentIdentityDocument, kid: str | None, agent_id: str
+    ) -> dict[str, Any]:
+        try:
+            return verify_attestation_signature(token, _key_for(doc, kid))
+        except ValueError as first:
+            fresh = self.fetcher.refetch_after_mismatch(agent_id)
+            if fresh is None:
+                raise _invalid(f"attestation signature is not valid ({first})") from first
+            try:
+                return verify_attestation_signature(token, _key_for(fresh, kid))
+            except ValueError as exc:
+                raise _invalid(f"attestation signature is not valid ({exc})") from exc
+
+    def _check_claims(self, claims: dict[str, Any], agent_id: str, endpoint: Endpoint) -> None:
+        now = self.clock()
+        if claims.get("sub") != agent_id:
+            raise _invalid("attestation sub changed")
+        iss = claims.get("iss")
+        host = urlsplit(agent_id).netloc
+        if iss not in (agent_id, host, f"{urlsplit(agent_id).scheme}://{host}"):
+            raise _invalid("attestation iss must be the agent_id or its domain")
+        aud = claims.get("aud")
+        expected_aud = self.audience_for(endpoint)
+        auds = aud if isinstance(aud, list) else [aud]
+        if expected_aud not in auds:
+            raise _invalid("attestation aud is wrong for this endpoint", expected_aud=expected_aud)
+        iat, exp, jti = claims.get("iat"), claims.get("exp"), claims.get("jti")
+        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+            raise _invalid("attestation must carry numeric iat and exp")
+        if abs(now - iat) > self.skew:
+            raise _invalid("attestation iat is outside the allowed clock window")
+        if exp <= now:
+            raise _invalid("attestation has expired")
+        if exp - iat > self.max_lifetime:
+            raise _invalid("attestation lifetime is longer than this service accepts")
+        if not isinstance(jti, str) or not 8 <= len(jti) <= 256:
+            raise _invalid("attestation must carry a jti")
+        key = hash_secret(f"{agent_id}\x00{jti}")
+        if not self.store.remember_once(key, to_datetime(exp), to_datetime(now)):
+            raise _invalid("attestation jti was already used (replay)")

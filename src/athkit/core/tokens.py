@@ -1,0 +1,63 @@
+"""ATH access tokens: the bound grant and its validation (PROTOCOL.md §6–§7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from athkit.core.clock import as_utc
+from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.store.models import TokenRow
+
+TOKEN_PREFIX = "ath_tk_"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a valid token allows: handed to the service's route after the checks."""
+
+    client_id: str
+    agent_id: str
+    user_id: str
+    provider_id: str
+    scopes: frozenset[str]
+    expires_at: datetime
+
+
+def check_token(
+    row: TokenRow | None,
+    *,
+    now: datetime,
+    agent_header: str | None,
+    provider_id: str | None,
+    required: Iterable[str],
+) -> TokenInfo:
+    """Apply every §7 check in a fixed order; raise the first failure's ATH error."""
+    if row is None:
+        raise ATHError(ErrorCode.TOKEN_INVALID, "access token is not valid")
+    if row.revoked_at is not None:
+        raise ATHError(ErrorCode.TOKEN_REVOKED, "access token has been revoked")
+    expires_at = as_utc(row.expires_at)
+    if expires_at <= now:
+        raise ATHError(ErrorCode.TOKEN_EXPIRED, "access token has expired")
+    if not agent_header or agent_header != row.agent_id:
+        raise ATHError(
+            ErrorCode.AGENT_IDENTITY_MISMATCH,
+            "X-ATH-Agent-ID is missing or names another agent than the token's",
+        )
+    if provider_id is not None and provider_id != row.provider_id:
+        raise ATHError(
+            ErrorCode.PROVIDER_MISMATCH,
+            "token was issued for another provider",
+            {"token_provider": row.provider_id, "requested_provider": provider_id},
+        )
+    granted = frozenset(row.scopes)
+    missing = [s for s in required if s not in granted]
+    if missing:
+        raise ATHError(
+            ErrorCode.SCOPE_INSUFFICIENT,
+            "token does not grant the scope this request needs",
+            {"required": missing, "granted": sorted(granted)},
+        )
+    return TokenInfo(row.client_id, row.agent_id, row.user_id, row.provider_id, granted, expires_at)

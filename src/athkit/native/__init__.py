@@ -1,0 +1,69 @@
+"""Add ATH to a FastAPI/Starlette app: the few names a service imports.
+
+from fastapi import Depends, FastAPI
+from athkit.native import ATH, require_scopes
+
+app = FastAPI()
+ath = ATH(app, public_url="https://shop.example", provider_id="shop",
+          scopes={"orders:write": "Place orders"}, current_user=lambda req: ...)
+
+@app.post("/api/orders")
+def create_order(token=Depends(require_scopes("orders:write"))): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from athkit.core.policy import ApprovalPolicy
+from athkit.core.service import ATHService
+from athkit.core.settings import ATHSettings, ScopeInfo
+from athkit.core.tokens import TokenInfo
+from athkit.oauth.consent import CurrentUser, build_consent_router
+from athkit.web.deps import require_scopes
+from athkit.web.errors import install_error_handlers
+from athkit.web.proxy import NativeProxyMiddleware
+from athkit.web.routes import build_router
+
+__all__ = ["ATH", "ATHSettings", "ApprovalPolicy", "ScopeInfo", "TokenInfo", "require_scopes"]
+
+
+class ATH:
+    """Mounts ATH on ``app``: discovery, register, authorize + consent, callback, token, revoke.
+
+    ``current_user(request)`` (sync or async) tells athkit who is signed in, or ``None``; the
+    consent page then redirects to ``settings.login_url`` with ``next=``.
+    """
+
+    def __init__(
+        self,
+        app: FastAPI,
+        *,
+        current_user: CurrentUser,
+        settings: ATHSettings | None = None,
+        policy: ApprovalPolicy | None = None,
+        service: ATHService | None = None,
+        scopes: Mapping[str, str] | None = None,
+        **settings_kwargs: Any,
+    ) -> None:
+        if service is None:
+            if settings is None:
+                if scopes is not None:
+                    settings_kwargs["scopes"] = [
+                        ScopeInfo(name=k, description=v) for k, v in scopes.items()
+                    ]
+                settings = ATHSettings(**settings_kwargs)
+            service = ATHService(settings, policy=policy)
+        self.service = service
+        self.settings = service.settings
+        app.state.athkit = service
+        app.include_router(build_router())
+        app.include_router(build_consent_router(current_user))
+        install_error_handlers(app)
+        app.add_middleware(NativeProxyMiddleware, api_base_path=self.settings.api_base_path)
+
+    def close(self) -> None:
+        self.service.close()

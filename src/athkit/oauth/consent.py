@@ -1,0 +1,145 @@
+"""The native authorization endpoint, consent page and callback (PROTOCOL.md §5, RFC 6749 §4.1).
+
+``GET /ath/oauth/authorize`` checks the request against its ATH session, asks the host app who
+the signed-in user is (redirecting to its login page if nobody is), binds this browser to the
+session with an HTTP-only cookie, and shows the consent page. ``POST`` records the decision and
+issues a one-time code (PKCE-bound) to ``/ath/callback``, which checks browser binding and
+``state``, redeems the code, and sends the browser to the agent's ``user_redirect_uri`` or to a
+"done" page.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.web.errors import templates
+from athkit.web.routes import service_of
+
+CurrentUser = Callable[[Request], "str | None | Awaitable[str | None]"]
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def resolve_user(current_user: CurrentUser, request: Request) -> str | None:
+    result = current_user(request)
+    if inspect.isawaitable(result):
+        result = await result
+    return result if isinstance(result, str) and result else None
+
+
+def build_consent_router(current_user: CurrentUser) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/ath/oauth/authorize")
+    async def authorize_page(request: Request) -> Response:
+        svc = service_of(request)
+        params = dict(request.query_params)
+        session = await run_in_threadpool(svc.session_for_oauth_request, params)
+        user = await resolve_user(current_user, request)
+        if user is None:
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            target = f"{svc.settings.login_url}?{urlencode({'next': here})}"
+            return RedirectResponse(target, status_code=303)
+        cookie_name = svc.binding_cookie_name(session)
+        binding = await run_in_threadpool(
+            svc.bind_browser, session, request.cookies.get(cookie_name)
+        )
+        ctx = await run_in_threadpool(svc.consent_context, session)
+        resp = templates.TemplateResponse(
+            request,
+            "consent.html",
+            {
+                "ctx": ctx,
+                "user": user,
+                "csrf": binding.csrf_token,
+                "app_name": svc.settings.app_name,
+            },
+            headers=PAGE_HEADERS,
+        )
+        resp.set_cookie(
+            binding.cookie_name,
+            binding.cookie_value,
+            max_age=svc.settings.session_ttl,
+            path="/ath",
+            httponly=True,
+            secure=svc.settings.secure_cookies and svc.settings.public_url.startswith("https"),
+            samesite="lax",
+        )
+        return resp
+
+    @router.post("/ath/oauth/authorize")
+    async def submit(request: Request) -> Response:
+        svc = service_of(request)
+        form = await request.form(max_files=0, max_fields=100)
+        user = await resolve_user(current_user, request)
+        if user is None:
+            raise ATHError(ErrorCode.USER_DENIED, "sign in to decide on this authorization")
+        state = str(form.get("state") or "")
+        session = await run_in_threadpool(svc.store.get_session_by_oauth_state, state)
+        if session is None:
+            raise ATHError(ErrorCode.STATE_MISMATCH, "unknown authorization state")
+        target = await run_in_threadpool(
+            lambda: svc.submit_consent(
+                oauth_state=state,
+                binding_cookie=request.cookies.get(svc.binding_cookie_name(session)),
+                csrf_token=str(form.get("csrf") or ""),
+                user_id=user,
+                approve=form.get("decision") == "approve",
+                scopes=[str(s) for s in form.getlist("scope")],
+            )
+        )
+        return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+
+    @router.get("/ath/callback")
+    async def callback(request: Request) -> Response:
+        svc = service_of(request)
+        q = request.query_params
+        state = q.get("state")
+        if not state:
+            # The SDKs' final redirect to our own callback: nothing left to do here (§6).
+            return templates.TemplateResponse(
+                request,
+                "done.html",
+                {"approved": True, "agent_name": None, "scopes": []},
+                headers=PAGE_HEADERS,
+            )
+        session = await run_in_threadpool(svc.store.get_session_by_oauth_state, state)
+        if session is None:
+            raise ATHError(ErrorCode.STATE_MISMATCH, "state does not match any authorization")
+        outcome = await run_in_threadpool(
+            lambda: svc.callback(
+                state=state,
+                code=q.get("code"),
+                error=q.get("error"),
+                binding_cookie=request.cookies.get(svc.binding_cookie_name(session)),
+            )
+        )
+        if outcome.redirect_to:
+            resp: Response = RedirectResponse(outcome.redirect_to, status_code=303)
+        else:
+            resp = templates.TemplateResponse(
+                request,
+                "done.html",
+                {
+                    "approved": outcome.approved,
+                    "agent_name": outcome.agent_name,
+                    "scopes": outcome.scopes,
+                },
+                headers=PAGE_HEADERS,
+            )
+        resp.delete_cookie(svc.binding_cookie_name(session), path="/ath")
+        return resp
+
+    return router

@@ -1,0 +1,110 @@
+"""Tables. Secrets (client secrets, tokens, codes, binding cookies) are stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class AgentRow(Base):
+    """A registered agent (Phase A, PROTOCOL.md §4)."""
+
+    __tablename__ = "ath_agents"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_secret_hash: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    name: Mapped[str] = mapped_column(String(512))
+    developer_name: Mapped[str] = mapped_column(String(512))
+    developer_id: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str | None] = mapped_column(Text, nullable=True)
+    redirect_uris: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    requested_providers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    approved_providers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    approval_expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SessionRow(Base):
+    """An ATH authorization session (Phase B, §5): ≤10 minutes, single use."""
+
+    __tablename__ = "ath_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str] = mapped_column(String(2048))
+    provider_id: Mapped[str] = mapped_column(String(512))
+    requested_scopes: Mapped[list[Any]] = mapped_column(JSON)
+    agent_state: Mapped[str] = mapped_column(String(512))
+    user_redirect_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    resource: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    oauth_state: Mapped[str] = mapped_column(String(64), unique=True)
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    binding_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    csrf_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    oauth_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    agent_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    consented_scopes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TokenRow(Base):
+    """An ATH access token bound to (agent, user, provider, scopes), §6."""
+
+    __tablename__ = "ath_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str] = mapped_column(String(2048))
+    user_id: Mapped[str] = mapped_column(String(512))
+    provider_id: Mapped[str] = mapped_column(String(512))
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    session_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ReplayRow(Base):
+    """Seen attestation ``jti`` values, kept until the attestation's ``exp`` (§3)."""
+
+    __tablename__ = "ath_replay"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuditRow(Base):
+    """One authorization decision, with the §11 fields."""
+
+    __tablename__ = "ath_audit"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    requested_scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    effective_scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    denied_scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    denial_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_ath_audit_agent_time", "agent_id", "timestamp"),)

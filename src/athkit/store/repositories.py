@@ -1,0 +1,193 @@
+"""Repository calls used by :mod:`athkit.core`. Each method is one transaction.
+
+State transitions of sessions are compare-and-set (``UPDATE … WHERE status = expected``), so two
+racing requests can never both consume one session or one code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from athkit.store.db import Database
+from athkit.store.models import AgentRow, AuditRow, ReplayRow, SessionRow, TokenRow
+
+
+class DuplicateError(Exception):
+    """A unique key already exists (e.g. the same agent_id registered twice)."""
+
+
+class Store:
+    """All persistence of the ATH implementer behind one small interface."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- agents ---------------------------------------------------------------------------
+
+    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+        try:
+            with self.db.transaction() as s:
+                s.add(row)
+                s.add(audit)
+        except IntegrityError as exc:
+            raise DuplicateError(row.agent_id) from exc
+
+    def get_agent(self, client_id: str) -> AgentRow | None:
+        with self.db.transaction() as s:
+            return s.get(AgentRow, client_id)
+
+    def get_agent_by_agent_id(self, agent_id: str) -> AgentRow | None:
+        with self.db.transaction() as s:
+            return s.scalars(select(AgentRow).where(AgentRow.agent_id == agent_id)).first()
+
+    def list_agents(self, status: str | None = None) -> Sequence[AgentRow]:
+        with self.db.transaction() as s:
+            q = select(AgentRow).order_by(AgentRow.created_at)
+            if status:
+                q = q.where(AgentRow.status == status)
+            return s.scalars(q).all()
+
+    def set_agent_decision(
+        self,
+        client_id: str,
+        *,
+        status: str,
+        approved_providers: list[Any] | None,
+        now: datetime,
+        audit: AuditRow,
+        revoke_tokens: bool = False,
+    ) -> bool:
+        """Record an operator decision on an agent; optionally revoke all its tokens."""
+        with self.db.transaction() as s:
+            values: dict[str, Any] = {"status": status, "updated_at": now}
+            if approved_providers is not None:
+                values["approved_providers"] = approved_providers
+            res = s.execute(
+                update(AgentRow).where(AgentRow.client_id == client_id).values(**values)
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            if revoke_tokens:
+                s.execute(
+                    update(TokenRow)
+                    .where(TokenRow.client_id == client_id, TokenRow.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+            s.add(audit)
+            return True
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def add_session(self, row: SessionRow, audit: AuditRow) -> None:
+        with self.db.transaction() as s:
+            s.add(row)
+            s.add(audit)
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        with self.db.transaction() as s:
+            return s.get(SessionRow, session_id)
+
+    def get_session_by_oauth_state(self, oauth_state: str) -> SessionRow | None:
+        with self.db.transaction() as s:
+            q = select(SessionRow).where(SessionRow.oauth_state == oauth_state)
+            return s.scalars(q).first()
+
+    def get_session_by_oauth_code(self, code_hash: str) -> SessionRow | None:
+        with self.db.transaction() as s:
+            q = select(SessionRow).where(SessionRow.oauth_code_hash == code_hash)
+            return s.scalars(q).first()
+
+    def transition_session(
+        self,
+        session_id: str,
+        expected_status: str | Sequence[str],
+        audit: AuditRow | None = None,
+        **changes: Any,
+    ) -> bool:
+        """Compare-and-set on the session's status; True when this call won."""
+        statuses = [expected_status] if isinstance(expected_status, str) else list(expected_status)
+        with self.db.transaction() as s:
+            res = s.execute(
+                update(SessionRow)
+                .where(SessionRow.session_id == session_id, SessionRow.status.in_(statuses))
+                .values(**changes)
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            if audit is not None:
+                s.add(audit)
+            return True
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def consume_session_issue_token(
+        self, session_id: str, token: TokenRow, audit: AuditRow
+    ) -> bool:
+        """Consume a consented session and store its token, atomically (§6)."""
+        with self.db.transaction() as s:
+            res = s.execute(
+                update(SessionRow)
+                .where(SessionRow.session_id == session_id, SessionRow.status == "consented")
+                .values(status="consumed")
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            s.add(token)
+            s.add(audit)
+            return True
+
+    def get_token(self, token_hash: str) -> TokenRow | None:
+        with self.db.transaction() as s:
+            return s.get(TokenRow, token_hash)
+
+    def revoke_token(self, token_hash: str, client_id: str, now: datetime, audit: AuditRow) -> bool:
+        """Revoke a token owned by ``client_id``; False when no such live token."""
+        with self.db.transaction() as s:
+            res = s.execute(
+                update(TokenRow)
+                .where(
+                    TokenRow.token_hash == token_hash,
+                    TokenRow.client_id == client_id,
+                    TokenRow.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            won: bool = res.rowcount == 1  # type: ignore[attr-defined]
+            if won:
+                s.add(audit)
+            return won
+
+    # -- replay cache ---------------------------------------------------------------------
+
+    def remember_once(self, key: str, expires_at: datetime, now: datetime) -> bool:
+        """Insert ``key``; False when it was already there and unexpired (a replay)."""
+        try:
+            with self.db.transaction() as s:
+                s.execute(delete(ReplayRow).where(ReplayRow.key == key, ReplayRow.expires_at < now))
+                s.add(ReplayRow(key=key, expires_at=expires_at))
+            return True
+        except IntegrityError:
+            return False
+
+    def purge_expired(self, now: datetime) -> int:
+        with self.db.transaction() as s:
+            res = s.execute(delete(ReplayRow).where(ReplayRow.expires_at < now))
+            return int(res.rowcount)  # type: ignore[attr-defined]
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def add_audit(self, row: AuditRow) -> None:
+        with self.db.transaction() as s:
+            s.add(row)
+
+    def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
+        with self.db.transaction() as s:
+            q = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+            if agent_id:
+                q = q.where(AuditRow.agent_id == agent_id)
+            return s.scalars(q).all()

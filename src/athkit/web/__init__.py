@@ -1,0 +1,1 @@
+"""ASGI adapters: ATH routers, the scope dependency, error rendering, pages."""

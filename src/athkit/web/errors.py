@@ -1,0 +1,100 @@
+"""Rendering every failure as the §9 JSON body (or a page for the user's browser).
+
+Nothing here ever returns a stack trace: unexpected exceptions become ``INTERNAL_ERROR`` and are
+logged server-side with a correlation id that the client also receives.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from athkit.core.secrets import new_secret
+from athkit.protocol.errors import ATHError, ErrorCode
+
+log = logging.getLogger("athkit.web")
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+BROWSER_PREFIXES = ("/ath/oauth/", "/ath/callback")
+
+
+def wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return request.url.path.startswith(BROWSER_PREFIXES) and "text/html" in accept
+
+
+def error_response(request: Request, err: ATHError) -> Response:
+    headers: dict[str, str] = {"Cache-Control": "no-store"}
+    if err.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="ath", error="invalid_token"'
+    if err.code_str == ErrorCode.SCOPE_INSUFFICIENT.value:
+        headers["WWW-Authenticate"] = 'Bearer realm="ath", error="insufficient_scope"'
+    if wants_html(request):
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"code": err.code_str, "message": err.message},
+            status_code=err.status,
+            headers=headers,
+        )
+    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
+
+
+def validation_details(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic errors without the offending input (which may hold secrets)."""
+    out = []
+    for e in errors:
+        out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))})
+    return out[:20]
+
+
+async def _ath_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ATHError)
+    return error_response(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    err = ATHError(
+        ErrorCode.VALIDATION_ERROR,
+        "request is not valid",
+        {"errors": validation_details(exc.errors())},
+    )
+    return error_response(request, err)
+
+
+_HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.INVALID_REQUEST)
+    err = ATHError(code, str(exc.detail), status=exc.status_code)
+    return error_response(request, err)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    incident = new_secret("inc_", 9)
+    log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
+    err = ATHError(ErrorCode.INTERNAL_ERROR, "internal error", {"incident": incident})
+    return error_response(request, err)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ATHError, _ath_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

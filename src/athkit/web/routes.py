@@ -1,0 +1,93 @@
+"""The ATH JSON endpoints of a native service (PROTOCOL.md §2, §4–§6, §8)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from athkit.core.service import ATHService
+from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
+from athkit.web.body import read_json
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def service_of(request: Request) -> ATHService:
+    svc = getattr(request.app.state, "athkit", None)
+    if not isinstance(svc, ATHService):
+        raise ATHError(ErrorCode.INTERNAL_ERROR, "athkit is not configured on this app")
+    return svc
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1 client_secret_basic (both parts form-urlencoded)."""
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        raw = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    cid, sep, secret = raw.partition(":")
+    return (unquote(cid), unquote(secret)) if sep else None
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["ATH"])
+
+    @router.get("/.well-known/ath-app.json")
+    async def discovery(request: Request) -> Response:
+        doc = service_of(request).discovery_document()
+        return JSONResponse(
+            doc.model_dump(exclude_none=True), headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    @router.post("/ath/agents/register", status_code=201)
+    async def register(request: Request) -> Response:
+        svc = service_of(request)
+        req = await read_json(request, RegisterRequest, svc.settings.max_body_bytes)
+        res = await run_in_threadpool(svc.register, req)
+        return JSONResponse(res.model_dump(mode="json"), status_code=201, headers=NO_STORE)
+
+    @router.get("/ath/agents/{client_id}")
+    async def agent_status(client_id: str, request: Request) -> Response:
+        svc = service_of(request)
+        creds = _basic_credentials(request.headers.get("authorization"))
+        attestation = request.headers.get("x-ath-attestation")
+        if creds is not None:
+            if creds[0] != client_id:
+                raise ATHError(ErrorCode.INVALID_CLIENT, "client authentication failed")
+            res = await run_in_threadpool(svc.agent_status, client_id, client_secret=creds[1])
+        elif attestation:
+            res = await run_in_threadpool(svc.agent_status, client_id, attestation=attestation)
+        else:
+            raise ATHError(ErrorCode.INVALID_CLIENT, "authenticate with client_secret_basic")
+        return JSONResponse(res.model_dump(mode="json"), headers=NO_STORE)
+
+    @router.post("/ath/authorize")
+    async def authorize(request: Request) -> Response:
+        svc = service_of(request)
+        req = await read_json(request, AuthorizeRequest, svc.settings.max_body_bytes)
+        res = await run_in_threadpool(svc.authorize, req)
+        return JSONResponse(res.model_dump(), headers=NO_STORE)
+
+    @router.post("/ath/token")
+    async def token(request: Request) -> Response:
+        svc = service_of(request)
+        req = await read_json(request, TokenRequest, svc.settings.max_body_bytes)
+        res = await run_in_threadpool(svc.exchange, req)
+        return JSONResponse(res.model_dump(), headers=NO_STORE)
+
+    @router.post("/ath/revoke")
+    async def revoke(request: Request) -> Response:
+        svc = service_of(request)
+        req = await read_json(request, RevokeRequest, svc.settings.max_body_bytes)
+        await run_in_threadpool(svc.revoke, req)
+        return JSONResponse({"revoked": True}, headers=NO_STORE)
+
+    return router
