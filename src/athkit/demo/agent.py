@@ -1,4 +1,9 @@
-"""The shopping agent's identity: a key pair and the document served at its ``agent_id`` (§3)."""
+"""Agent identities: a key pair and the document served at its ``agent_id`` URL (§3).
+
+:func:`create_agent_identity_app` is a tiny web server that publishes identity documents: the
+demo agent's at ``/.well-known/agent.json`` and, for tests or several agents on one host, more
+at ``/agents/{name}/agent.json``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from athkit.crypto.keys import AgentKey
 
 AGENT_NAME = "ATH Shop Demo Agent"
 DEVELOPER = {"name": "athkit demo team", "id": "dev-athkit-demo"}
+WELL_KNOWN = "/.well-known/agent.json"
 
 
 def identity_document(agent_id: str, key: AgentKey, name: str = AGENT_NAME) -> dict[str, Any]:
@@ -24,21 +30,33 @@ def identity_document(agent_id: str, key: AgentKey, name: str = AGENT_NAME) -> d
     }
 
 
-def create_agent_identity_app(key: AgentKey, *, name: str = AGENT_NAME) -> FastAPI:
-    """Serves ``/.well-known/agent.json``; the agent_id is derived from the request's origin
-    only for display: the document is built once the server's URL is known (``set_origin``)."""
-    app = FastAPI(title="agent identity", openapi_url=None)
-    app.state.document = None
+def create_agent_identity_app() -> FastAPI:
+    """An identity host; documents are added with :func:`publish`."""
+    app = FastAPI(title="agent identity host", openapi_url=None, docs_url=None)
+    documents: dict[str, dict[str, Any]] = {}
+    app.state.documents = documents
 
-    @app.get("/.well-known/agent.json")
-    def agent_json() -> JSONResponse:
-        return JSONResponse(app.state.document, headers={"Cache-Control": "max-age=300"})
+    def serve(path: str) -> JSONResponse:
+        doc = documents.get(path)
+        if doc is None:
+            return JSONResponse({"error": "no such agent"}, status_code=404)
+        return JSONResponse(doc, headers={"Cache-Control": "max-age=300"})
+
+    @app.get(WELL_KNOWN)
+    def well_known() -> JSONResponse:
+        return serve(WELL_KNOWN)
+
+    @app.get("/agents/{name}/agent.json")
+    def named(name: str) -> JSONResponse:
+        return serve(f"/agents/{name}/agent.json")
 
     return app
 
 
-def publish(app: FastAPI, origin: str, key: AgentKey, name: str = AGENT_NAME) -> str:
-    """Set the document for ``origin`` and return the agent_id."""
-    agent_id = f"{origin}/.well-known/agent.json"
-    app.state.document = identity_document(agent_id, key, name)
+def publish(
+    app: FastAPI, origin: str, key: AgentKey, *, name: str = AGENT_NAME, path: str = WELL_KNOWN
+) -> str:
+    """Publish (or replace) the document at ``origin + path``; return its agent_id."""
+    agent_id = f"{origin}{path}"
+    app.state.documents[path] = identity_document(agent_id, key, name)
     return agent_id

@@ -11,6 +11,8 @@ import hmac
 import os
 import secrets
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -121,7 +123,12 @@ def create_shop_app(
     password: str | None = None,
 ) -> FastAPI:
     """Build ATH Shop. ``dev_mode`` allows http/loopback agent identity URLs (local use only)."""
-    app = FastAPI(title="ATH Shop", version="0.1")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.ath.close()
+
+    app = FastAPI(title="ATH Shop", version="0.1", lifespan=lifespan)
     state = ShopState()
     state.add_user(DEMO_USER, password or os.environ.get(DEMO_PASSWORD_ENV) or "wonderland")
     app.state.shop = state
@@ -144,10 +151,6 @@ def create_shop_app(
         secure_cookies=public_url.startswith("https"),
     )
     app.state.ath = ath
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        ath.close()
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request) -> str:
