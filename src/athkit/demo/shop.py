@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from athkit.core.clock import Clock, system_clock
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.tokens import TokenInfo
 from athkit.native import ATH, require_scopes
@@ -121,8 +122,12 @@ def create_shop_app(
     policy: ApprovalPolicy | None = None,
     dev_mode: bool = False,
     password: str | None = None,
+    clock: Clock = system_clock,
 ) -> FastAPI:
-    """Build ATH Shop. ``dev_mode`` allows http/loopback agent identity URLs (local use only)."""
+    """Build ATH Shop. ``dev_mode`` allows http/loopback agent identity URLs (local use only).
+
+    ``clock`` is ATH's time source (sessions, tokens, attestation windows); tests inject one.
+    """
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -149,6 +154,7 @@ def create_shop_app(
         database_url=database_url,
         dev_mode=dev_mode,
         secure_cookies=public_url.startswith("https"),
+        clock=clock,
     )
     app.state.ath = ath
 

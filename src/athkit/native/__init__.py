@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from athkit.core.clock import Clock, system_clock
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.service import ATHService
 from athkit.core.settings import ATHSettings, ScopeInfo
@@ -35,7 +36,8 @@ class ATH:
     """Mounts ATH on ``app``: discovery, register, authorize + consent, callback, token, revoke.
 
     ``current_user(request)`` (sync or async) tells athkit who is signed in, or ``None``; the
-    consent page then redirects to ``settings.login_url`` with ``next=``.
+    consent page then redirects to ``settings.login_url`` with ``next=``. ``clock`` (seconds
+    since the epoch) is the service's time source; tests inject one to reach expiry exactly.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class ATH:
         policy: ApprovalPolicy | None = None,
         service: ATHService | None = None,
         scopes: Mapping[str, str] | None = None,
+        clock: Clock = system_clock,
         **settings_kwargs: Any,
     ) -> None:
         if service is None:
@@ -56,7 +59,7 @@ class ATH:
                         ScopeInfo(name=k, description=v) for k, v in scopes.items()
                     ]
                 settings = ATHSettings(**settings_kwargs)
-            service = ATHService(settings, policy=policy)
+            service = ATHService(settings, policy=policy, clock=clock)
         self.service = service
         self.settings = service.settings
         app.state.athkit = service

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: RFC 6749 §3.3 scope-token: printable ASCII except space, double quote and backslash.
-SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,128}$")
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,128}")
 
 
 def is_valid_scope(scope: str) -> bool:
-    return bool(SCOPE_TOKEN.match(scope))
+    return bool(SCOPE_TOKEN.fullmatch(scope))  # fullmatch: no trailing-newline slip
 
 
 def ordered_unique(scopes: Iterable[str]) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from athkit.protocol.errors import ATHError, ErrorCode
 
-_VERSION = re.compile(r"^(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})(-draft)?$")
+_VERSION = re.compile(r"(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})(-draft)?", re.ASCII)
 
 #: The protocol version athkit speaks.
 SUPPORTED_MAJOR = 0
@@ -26,7 +26,7 @@ class ATHVersion:
 
 def parse_version(text: str) -> ATHVersion:
     """Parse ``MAJOR.MINOR[-draft]``; anything else is an ``UNSUPPORTED_VERSION`` error."""
-    m = _VERSION.match(text.strip()) if isinstance(text, str) else None
+    m = _VERSION.fullmatch(text.strip()) if isinstance(text, str) else None
     if not m:
         raise ATHError(ErrorCode.UNSUPPORTED_VERSION, f"Malformed ATH version {text!r}")
     return ATHVersion(int(m.group(1)), int(m.group(2)), m.group(3) is not None)

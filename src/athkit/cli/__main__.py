@@ -1,0 +1,5 @@
+"""``python -m athkit.cli``."""
+
+from athkit.cli.main import main
+
+main()
