@@ -31,7 +31,11 @@ def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: 
 
 def check_url(url: str, *, dev_mode: bool, code: ErrorCode = ErrorCode.INVALID_ATTESTATION) -> None:
     """Raise ``ATHError(code)`` unless ``url`` may be fetched."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ATHError(code, "URL is malformed", {"url": url}) from exc
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ATHError(code, "URL must be an absolute http(s) URL", {"url": url})
     if parts.scheme != "https" and not dev_mode:
@@ -39,7 +43,7 @@ def check_url(url: str, *, dev_mode: bool, code: ErrorCode = ErrorCode.INVALID_A
     if parts.username or parts.password:
         raise ATHError(code, "URL must not carry credentials", {"url": url})
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise ATHError(code, f"cannot resolve host {parts.hostname!r}", {"url": url}) from exc
     for info in infos:

@@ -40,7 +40,7 @@ from athkit.protocol.messages import (
 )
 from athkit.protocol.scopes import intersect_scopes, is_valid_scope
 from athkit.store.db import Database, default_sqlite_url
-from athkit.store.models import AgentRow, SessionRow, TokenRow
+from athkit.store.models import AgentRow, AuditRow, SessionRow, TokenRow, UpstreamTokenRow
 from athkit.store.repositories import DuplicateError, Store
 
 MIN_STATE_LENGTH = 22  # 128 bits in base64url; hex states of 32 chars pass too (§5)
@@ -79,6 +79,14 @@ class BrowserBinding:
     cookie_name: str
     cookie_value: str
     csrf_token: str
+
+
+@dataclass(frozen=True)
+class RedeemedCode:
+    """What redeeming an authorization code yields: the user, and (gateway) upstream tokens."""
+
+    user_id: str
+    upstream: UpstreamTokenRow | None = None
 
 
 @dataclass(frozen=True)
@@ -519,56 +527,72 @@ class ATHService:
         oauth_state: str,
         binding_cookie: str | None,
         csrf_token: str,
-        user_id: str,
+        user_id: str | None,
         approve: bool,
         scopes: Iterable[str],
     ) -> str:
-        """Record the user's decision; return the redirect to our OAuth callback (§5)."""
+        """Record the user's decision and return where the browser goes next (§5).
+
+        A denial (or nothing ticked) goes to our callback with ``error=access_denied``; a grant
+        goes wherever :meth:`_grant_consent` says (native: our callback with a one-time code).
+        """
         now = self.clock()
         session = self._live_session(self.store.get_session_by_oauth_state(oauth_state))
         self._check_binding(session, binding_cookie)
         if not secret_matches(csrf_token, session.csrf_hash):
             raise ATHError(ErrorCode.STATE_MISMATCH, "consent form token is not valid")
         chosen = [s for s in dict.fromkeys(scopes) if s in session.requested_scopes]
-        base = self.settings.callback_url
-        if not approve or not chosen:
-            won = self.store.transition_session(
-                session.session_id,
-                "pending",
-                audit_row(
-                    now,
-                    "consent",
-                    "denied",
-                    agent_id=session.agent_id,
-                    user_id=user_id,
-                    provider_id=session.provider_id,
-                    requested=session.requested_scopes,
-                    denied=session.requested_scopes,
-                    reason="user denied",
-                ),
-                status="denied",
-                user_id=user_id,
-                consented_scopes=[],
-            )
-            if not won:
-                raise ATHError(ErrorCode.SESSION_ALREADY_USED, "already decided")
-            q = {"error": "access_denied", "state": oauth_state}
-            return f"{base}?{urlencode(q)}"
-        code = new_secret("", 32)
+        if approve and chosen:
+            return self._grant_consent(session, user_id, chosen, now)
         won = self.store.transition_session(
             session.session_id,
             "pending",
             audit_row(
                 now,
                 "consent",
-                "granted",
+                "denied",
                 agent_id=session.agent_id,
                 user_id=user_id,
                 provider_id=session.provider_id,
                 requested=session.requested_scopes,
-                effective=chosen,
-                denied=[s for s in session.requested_scopes if s not in chosen],
+                denied=session.requested_scopes,
+                reason="user denied",
             ),
+            status="denied",
+            user_id=user_id,
+            consented_scopes=[],
+        )
+        if not won:
+            raise ATHError(ErrorCode.SESSION_ALREADY_USED, "already decided")
+        q = {"error": "access_denied", "state": oauth_state}
+        return f"{self.settings.callback_url}?{urlencode(q)}"
+
+    def _consent_audit(
+        self, session: SessionRow, user_id: str | None, chosen: list[str], now: float
+    ) -> AuditRow:
+        return audit_row(
+            now,
+            "consent",
+            "granted",
+            agent_id=session.agent_id,
+            user_id=user_id,
+            provider_id=session.provider_id,
+            requested=session.requested_scopes,
+            effective=chosen,
+            denied=[s for s in session.requested_scopes if s not in chosen],
+        )
+
+    def _grant_consent(
+        self, session: SessionRow, user_id: str | None, chosen: list[str], now: float
+    ) -> str:
+        """Native mode: issue a one-time authorization code to our own callback."""
+        if user_id is None:
+            raise ATHError(ErrorCode.USER_DENIED, "sign in to decide on this authorization")
+        code = new_secret("", 32)
+        won = self.store.transition_session(
+            session.session_id,
+            "pending",
+            self._consent_audit(session, user_id, chosen, now),
             status="code_issued",
             user_id=user_id,
             consented_scopes=chosen,
@@ -576,7 +600,19 @@ class ATHService:
         )
         if not won:
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "already decided")
-        return f"{base}?{urlencode({'code': code, 'state': oauth_state})}"
+        q = {"code": code, "state": session.oauth_state}
+        return f"{self.settings.callback_url}?{urlencode(q)}"
+
+    #: Session status in which :meth:`_redeem_code` expects the callback.
+    REDEEMABLE_STATUS = "code_issued"
+
+    def _redeem_code(self, session: SessionRow, code: str) -> RedeemedCode:
+        """Native mode: check our one-time code and the PKCE pair (RFC 7636 §4.6)."""
+        if not secret_matches(code, session.oauth_code_hash):
+            raise ATHError(ErrorCode.INVALID_CODE, "authorization code is not valid")
+        if s256(session.code_verifier) != session.code_challenge:
+            raise ATHError(ErrorCode.OAUTH_ERROR, "PKCE verification failed")
+        return RedeemedCode(user_id=session.user_id or "")
 
     def callback(
         self,
@@ -586,7 +622,8 @@ class ATHService:
         error: str | None,
         binding_cookie: str | None,
     ) -> CallbackOutcome:
-        """``GET /ath/callback``: check binding and state, redeem the code with PKCE (§5)."""
+        """``GET /ath/callback``: check binding and state, redeem the code (§5)."""
+        now = self.clock()
         session = self._live_session(self.store.get_session_by_oauth_state(state))
         self._check_binding(session, binding_cookie)
         agent = self.store.get_agent(session.client_id)
@@ -595,25 +632,35 @@ class ATHService:
         if error is not None or session.status == "denied":
             if session.status != "denied":
                 self.store.transition_session(
-                    session.session_id, ("pending", "code_issued"), status="denied"
+                    session.session_id,
+                    ("pending", self.REDEEMABLE_STATUS),
+                    audit_row(
+                        now,
+                        "consent",
+                        "denied",
+                        agent_id=session.agent_id,
+                        provider_id=session.provider_id,
+                        requested=session.requested_scopes,
+                        denied=session.requested_scopes,
+                        reason=f"authorization server answered {error}",
+                    ),
+                    status="denied",
                 )
             target = None
             if not own and session.user_redirect_uri:
                 q = {"error": "access_denied", "state": session.agent_state}
                 target = _append_query(session.user_redirect_uri, q)
             return CallbackOutcome(target, False, agent_name)
-        if not code or session.status != "code_issued":
+        if not code or session.status != self.REDEEMABLE_STATUS:
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "authorization code already used")
-        if not secret_matches(code, session.oauth_code_hash):
-            raise ATHError(ErrorCode.INVALID_CODE, "authorization code is not valid")
-        # RFC 7636 §4.6: the token request's verifier must hash to the stored challenge.
-        if s256(session.code_verifier) != session.code_challenge:
-            raise ATHError(ErrorCode.OAUTH_ERROR, "PKCE verification failed")
+        redeemed = self._redeem_code(session, code)
         agent_code = None if own else new_secret("", 32)
-        if not self.store.transition_session(
+        if not self.store.complete_callback(
             session.session_id,
-            "code_issued",
+            self.REDEEMABLE_STATUS,
+            upstream=redeemed.upstream,
             status="consented",
+            user_id=redeemed.user_id,
             oauth_code_hash=None,
             agent_code_hash=hash_secret(agent_code) if agent_code else None,
         ):
@@ -721,11 +768,25 @@ class ATHService:
         """Revoke the caller's own token; unknown tokens answer the same (RFC 7009 §2.2)."""
         agent = self.authenticate_client(req.client_id, req.client_secret)
         now = self.clock()
+        token_hash = hash_secret(req.token)
+        # The audit record names what was revoked (§11 fields); it is written only when this
+        # caller's own live token was revoked, so another agent's token reveals nothing.
+        row = self.store.get_token(token_hash)
+        own = row if row is not None and row.client_id == agent.client_id else None
         self.store.revoke_token(
-            hash_secret(req.token),
+            token_hash,
             agent.client_id,
             to_datetime(now),
-            audit_row(now, "token.revoke", "revoked", agent_id=agent.agent_id),
+            audit_row(
+                now,
+                "token.revoke",
+                "revoked",
+                agent_id=agent.agent_id,
+                user_id=own.user_id if own else None,
+                provider_id=own.provider_id if own else None,
+                effective=list(own.scopes) if own else (),
+                details={"actor": "agent", "client_id": agent.client_id},
+            ),
         )
 
 

@@ -78,6 +78,23 @@ class TokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class UpstreamTokenRow(Base):
+    """Gateway mode: the provider's tokens for one (agent client, user, provider), sealed with
+    AES-256-GCM (never stored or logged in clear, never sent to the agent)."""
+
+    __tablename__ = "ath_upstream_tokens"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    token_type: Mapped[str] = mapped_column(String(32), default="Bearer")
+    scope: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ReplayRow(Base):
     """Seen attestation ``jti`` values, kept until the attestation's ``exp`` (§3)."""
 

@@ -10,11 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from athkit.store.db import Database
-from athkit.store.models import AgentRow, AuditRow, ReplayRow, SessionRow, TokenRow
+from athkit.store.models import (
+    AgentRow,
+    AuditRow,
+    ReplayRow,
+    SessionRow,
+    TokenRow,
+    UpstreamTokenRow,
+)
 
 
 class DuplicateError(Exception):
@@ -122,6 +129,62 @@ class Store:
             if audit is not None:
                 s.add(audit)
             return True
+
+    def complete_callback(
+        self,
+        session_id: str,
+        expected_status: str,
+        *,
+        upstream: UpstreamTokenRow | None = None,
+        **changes: Any,
+    ) -> bool:
+        """Move a session to consented and (gateway) store the upstream tokens, atomically."""
+        with self.db.transaction() as s:
+            res = s.execute(
+                update(SessionRow)
+                .where(SessionRow.session_id == session_id, SessionRow.status == expected_status)
+                .values(**changes)
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            if upstream is not None:
+                s.merge(upstream)
+            return True
+
+    # -- upstream tokens (gateway) --------------------------------------------------------
+
+    def get_upstream_token(
+        self, client_id: str, user_id: str, provider_id: str
+    ) -> UpstreamTokenRow | None:
+        with self.db.transaction() as s:
+            return s.get(UpstreamTokenRow, (client_id, user_id, provider_id))
+
+    def save_upstream_token(self, row: UpstreamTokenRow) -> None:
+        with self.db.transaction() as s:
+            s.merge(row)
+
+    def delete_upstream_token(self, client_id: str, user_id: str, provider_id: str) -> None:
+        with self.db.transaction() as s:
+            s.execute(
+                delete(UpstreamTokenRow).where(
+                    UpstreamTokenRow.client_id == client_id,
+                    UpstreamTokenRow.user_id == user_id,
+                    UpstreamTokenRow.provider_id == provider_id,
+                )
+            )
+
+    def count_live_tokens(
+        self, client_id: str, user_id: str, provider_id: str, now: datetime
+    ) -> int:
+        with self.db.transaction() as s:
+            q = select(func.count()).where(
+                TokenRow.client_id == client_id,
+                TokenRow.user_id == user_id,
+                TokenRow.provider_id == provider_id,
+                TokenRow.revoked_at.is_(None),
+                TokenRow.expires_at > now,
+            )
+            return int(s.scalar(q) or 0)
 
     # -- tokens ---------------------------------------------------------------------------
 
