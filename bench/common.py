@@ -39,6 +39,8 @@ SHOP_PASSWORD = "bench-" + secrets.token_hex(8)
 PROVIDER_ID = "ath-shop"
 FLOW_SCOPES = ["products:read", "cart:read"]
 STEPS = ("register", "authorize", "consent", "token")
+#: Parts of the consent step, also in ``FlowResult.steps``.
+CONSENT_PARTS = ("consent: open page", "consent: decide")
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -86,8 +88,10 @@ def header(title: str, args: argparse.Namespace) -> None:
         f"python:  {platform.python_implementation()} {platform.python_version()}"
         f" ({sys.executable})"
     )
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     print(
         f"athkit {version}, httpx {httpx.__version__}, mode: {'quick' if args.quick else 'full'}"
+        f", load average at start: {load}"
     )
     print()
 
@@ -190,7 +194,7 @@ class FlowResult:
     agent: Agent
     access_token: str
     effective_scopes: list[str]
-    steps: dict[str, float]  # seconds per step, keys = STEPS
+    steps: dict[str, float]  # seconds per step, keys = STEPS + CONSENT_PARTS
     total: float
 
 
@@ -199,19 +203,21 @@ def run_flow(
     *,
     browser: HTTPBrowser | None = None,
     scopes: list[str] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> FlowResult:
     """One full §4–§6 flow for a new agent: register → authorize → consent → token.
 
     The agent side is :class:`athkit.client.ATHClient` over ``env.agent_http`` (keep-alive);
     the user side is an :class:`HTTPBrowser` (a fresh one signs in first; pass a signed-in one
-    to reuse its session cookie).
+    to reuse its session cookie). ``on_step(name)`` is called at the end of each step (names
+    from STEPS and CONSENT_PARTS; "consent" is reported after its parts), outside the timings.
     """
     scopes = scopes or FLOW_SCOPES
     agent = env.new_agent()
     own_browser = browser is None
     b = browser or env.browser()
     client = ATHClient(env.shop_url, agent.agent_id, agent.key, http_client=env.agent_http)
-    steps: dict[str, float] = {}
+    mark = on_step or (lambda _name: None)
     try:
         t0 = time.perf_counter()
         reg = client.register(
@@ -220,22 +226,30 @@ def run_flow(
             purpose="benchmark",
         )
         t1 = time.perf_counter()
+        mark("register")
         if reg.agent_status.value != "approved":
             raise RuntimeError(f"agent not approved: {reg.agent_status}")
         auth = client.authorize(PROVIDER_ID, scopes)
         t2 = time.perf_counter()
+        mark("authorize")
         b.open_consent(auth.authorization_url)
+        t2b = time.perf_counter()
+        mark(CONSENT_PARTS[0])
         done = b.decide(approve=True, scopes=scopes)
         t3 = time.perf_counter()
+        mark(CONSENT_PARTS[1])
+        mark("consent")
         if done.status_code != 200:
             raise RuntimeError(f"consent failed: HTTP {done.status_code}")
         token = client.exchange_token(auth.ath_session_id)
         t4 = time.perf_counter()
+        mark("token")
     finally:
         client.close()
         if own_browser:
             b.close()
     steps = {"register": t1 - t0, "authorize": t2 - t1, "consent": t3 - t2, "token": t4 - t3}
+    steps.update({CONSENT_PARTS[0]: t2b - t2, CONSENT_PARTS[1]: t3 - t2b})
     return FlowResult(agent, token.access_token, list(token.effective_scopes), steps, t4 - t0)
 
 

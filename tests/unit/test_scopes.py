@@ -44,9 +44,7 @@ def test_no_duplicates_anywhere(a: list[str], c: list[str], r: list[str]) -> Non
 
 
 @given(scopes, scopes, scopes)
-def test_commutative_over_approved_and_consented(
-    a: list[str], c: list[str], r: list[str]
-) -> None:
+def test_commutative_over_approved_and_consented(a: list[str], c: list[str], r: list[str]) -> None:
     # Who said yes first does not matter: swapping the two decisions gives the same token.
     assert intersect_scopes(a, c, r).effective == intersect_scopes(c, a, r).effective
 
@@ -87,7 +85,14 @@ def test_generators_are_accepted() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["products:read", "openid", "a", "x" * 128, "read:user/email", "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"],
+    [
+        "products:read",
+        "openid",
+        "a",
+        "x" * 128,
+        "read:user/email",
+        "!#$%&'()*+,-./:;<=>?@[]^_`{|}~",
+    ],
 )
 def test_valid_scope_tokens(value: str) -> None:
     assert is_valid_scope(value)
@@ -114,7 +119,11 @@ def test_invalid_scope_tokens(value: str) -> None:
     assert not is_valid_scope(value)
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=128))
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=128
+    )
+)
 def test_scope_token_charset_property(value: str) -> None:
     # RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E, i.e. visible ASCII minus '"' and '\'.
     assert is_valid_scope(value) == ('"' not in value and "\\" not in value)

@@ -6,9 +6,10 @@ Secrets and tokens are never printed whole: ``ath_tk_dIalq4…``. Long lists and
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 from rich.console import Console
@@ -28,19 +29,39 @@ SECRET_KEYS = frozenset(
         "set-cookie",
     }
 )
-#: How many characters of a secret stay visible (``ath_tk_`` plus a few).
-SECRET_PREFIX = 11
+#: Query parameters of shown URLs that carry one-time credentials.
+SECRET_PARAMS = frozenset({"code", "code_verifier", "access_token", "token"})
+#: How many characters of a secret stay visible after its type prefix (``ath_tk_``).
+SECRET_VISIBLE = 4
 MAX_STRING = 96
+MAX_URL = 140
 MAX_ITEMS = 3
 
+_TYPE_PREFIX = re.compile(r"^(?:[a-z]{1,12}_){1,3}")
 
-def shorten_secret(value: str, keep: int = SECRET_PREFIX) -> str:
-    """``ath_tk_dIalq4…``: enough to recognise the value, never enough to use it."""
+
+def shorten_secret(value: str, keep: int = SECRET_VISIBLE) -> str:
+    """``ath_tk_dIal…``: enough to recognise the value, never enough to use it."""
     if value.lower().startswith("bearer "):
         return "Bearer " + shorten_secret(value[7:], keep)
-    if value.startswith("eyJ"):  # a JWT: the header is public, show a little more of it
-        keep = max(keep, 20)
-    return value if len(value) <= keep else value[:keep] + "…"
+    if value.startswith("eyJ"):  # a JWT: its header is public, show a little of it
+        keep = 20
+    else:
+        prefix = _TYPE_PREFIX.match(value)
+        keep += len(prefix.group(0)) if prefix else 0
+    return value if len(value) <= keep + 4 else value[:keep] + "…"
+
+
+def display_url(url: str, limit: int = MAX_URL) -> str:
+    """``url`` with one-time credentials in its query shortened, cut at ``limit`` characters."""
+    parts = urlsplit(url)
+    if parts.query:
+        fields = []
+        for item in parts.query.split("&"):
+            name, sep, value = item.partition("=")
+            fields.append(f"{name}={shorten_secret(value)}" if name in SECRET_PARAMS else item)
+        url = urlunsplit(parts._replace(query="&".join(fields)))
+    return url if len(url) <= limit else url[: limit - 1] + "…"
 
 
 def abbreviate(value: Any, key: str | None = None) -> Any:
@@ -88,6 +109,7 @@ class Exchange:
     response_json: Any = None
     content_type: str = ""
     location: str | None = None
+    authorization: str | None = None
 
 
 @dataclass
@@ -108,7 +130,9 @@ class HTTPTrace:
 
     def _on_request(self, request: httpx.Request) -> None:
         content = request.content if request.method != "GET" else b""
-        self.history.append(Exchange(request.method, str(request.url), _body_json(content)))
+        ex = Exchange(request.method, str(request.url), _body_json(content))
+        ex.authorization = request.headers.get("authorization")
+        self.history.append(ex)
 
     def _on_response(self, response: httpx.Response) -> None:
         response.read()
@@ -128,15 +152,21 @@ class HTTPTrace:
         if not self.verbose:
             return
         tag = f"[dim]{escape(self.label)}[/dim] " if self.label else ""
-        self.console.print(f"  {tag}[bold cyan]{ex.method}[/] {escape(ex.url)}", soft_wrap=True)
+        self.console.print(
+            f"  {tag}[bold cyan]{ex.method}[/] {escape(display_url(ex.url))}", soft_wrap=True
+        )
+        if ex.authorization:
+            auth = escape(shorten_secret(ex.authorization))
+            self.console.print(f"    [dim]Authorization:[/] {auth}", soft_wrap=True)
         if ex.request_json is not None:
-            self.console.print(f"    [dim]body[/] {escape(compact_json(ex.request_json))}")
+            body = escape(compact_json(ex.request_json))
+            self.console.print(f"    [dim]body[/] {body}", soft_wrap=True)
         color = "green" if ex.status is not None and ex.status < 400 else "red"
         answer = f"    [bold {color}]← {ex.status}[/]"
         if ex.response_json is not None:
             answer += " " + escape(compact_json(ex.response_json))
         elif ex.location:
-            answer += f" [dim]Location:[/] {escape(abbreviate(ex.location))}"
+            answer += f" [dim]Location:[/] {escape(display_url(ex.location, MAX_STRING))}"
         elif ex.content_type:
             answer += f" [dim]({escape(ex.content_type)})[/]"
         self.console.print(answer, soft_wrap=True)

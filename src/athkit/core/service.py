@@ -162,7 +162,14 @@ class ATHService:
 
     @property
     def supported(self) -> dict[str, list[str]]:
+        """Provider id → the scopes it offers (native mode: the service itself)."""
         return {self.settings.provider_id: self.settings.scope_names}
+
+    def scope_description(self, provider_id: str, scope: str) -> str:
+        return self.settings.scope_description(scope)
+
+    def provider_display_name(self, provider_id: str) -> str:
+        return self.settings.app_name
 
     # -- §4 Phase A -----------------------------------------------------------------------
 
@@ -479,7 +486,7 @@ class ATHService:
             developer_id=agent.developer_id,
             purpose=agent.purpose,
             scopes=[
-                ConsentScope(s, self.settings.scope_description(s), s in approved)
+                ConsentScope(s, self.scope_description(session.provider_id, s), s in approved)
                 for s in session.requested_scopes
             ],
             expires_at=iso(session.expires_at),
@@ -693,6 +700,10 @@ class ATHService:
         session = self._live_session(session)
         if session.status == "denied":
             raise ATHError(ErrorCode.USER_DENIED, "the user denied this authorization")
+        if session.status == "failed":
+            raise ATHError(
+                ErrorCode.OAUTH_ERROR, "the upstream authorization failed; start a new one"
+            )
         if session.status != "consented":
             raise ATHError(
                 ErrorCode.SESSION_NOT_READY, "the user has not completed this authorization yet"

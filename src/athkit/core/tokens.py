@@ -52,12 +52,19 @@ def check_token(
             "token was issued for another provider",
             {"token_provider": row.provider_id, "requested_provider": provider_id},
         )
-    granted = frozenset(row.scopes)
-    missing = [s for s in required if s not in granted]
+    info = TokenInfo(
+        row.client_id, row.agent_id, row.user_id, row.provider_id, frozenset(row.scopes), expires_at
+    )
+    require_scopes_of(info, required)
+    return info
+
+
+def require_scopes_of(info: TokenInfo, required: Iterable[str]) -> None:
+    """Refuse with ``SCOPE_INSUFFICIENT`` unless the token grants every required scope."""
+    missing = [s for s in required if s not in info.scopes]
     if missing:
         raise ATHError(
             ErrorCode.SCOPE_INSUFFICIENT,
             "token does not grant the scope this request needs",
-            {"required": missing, "granted": sorted(granted)},
+            {"required": missing, "granted": sorted(info.scopes)},
         )
-    return TokenInfo(row.client_id, row.agent_id, row.user_id, row.provider_id, granted, expires_at)

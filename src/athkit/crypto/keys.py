@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
 KeyType = Literal["P-256", "Ed25519"]
@@ -72,6 +73,7 @@ class AgentKey:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already exists
         with os.fdopen(fd, "w") as f:
             json.dump(self.private_jwk(), f)
 
@@ -81,25 +83,38 @@ class AgentKey:
 
 
 def load_public_jwk(public_key: dict[str, Any] | str) -> AnyKey:
-    """Import the ``public_key`` of an identity document (JWK object or PEM text)."""
+    """Import the ``public_key`` of an identity document (JWK object or PEM text).
+
+    Only public P-256 (EC) and Ed25519 (OKP) keys are accepted, whatever the encoding; anything
+    unusable raises ``ValueError``.
+    """
     if isinstance(public_key, str):
         data = public_key.encode()
+        pem: AnyKey
         try:
-            key: AnyKey = ECKey.import_key(data)
+            pem = ECKey.import_key(data)
         except Exception:
-            key = OKPKey.import_key(data)
-        return key
+            try:
+                pem = OKPKey.import_key(data)
+            except Exception as exc:
+                raise ValueError("public_key PEM is not an EC or OKP key") from exc
+        if pem.is_private:
+            raise ValueError("identity document publishes a private key")
+        public_key = dict(pem.as_dict(private=False))
     if public_key.get("d") is not None:
         raise ValueError("identity document publishes a private key")
     kty = public_key.get("kty")
-    if kty == "EC":
-        if public_key.get("crv") != "P-256":
-            raise ValueError("only P-256 EC keys are accepted")
-        ec: ECKey = ECKey.import_key(public_key)
-        return ec
-    if kty == "OKP":
-        if public_key.get("crv") != "Ed25519":
-            raise ValueError("only Ed25519 OKP keys are accepted")
-        okp: OKPKey = OKPKey.import_key(public_key)
-        return okp
+    try:
+        if kty == "EC":
+            if public_key.get("crv") != "P-256":
+                raise ValueError("only P-256 EC keys are accepted")
+            ec: ECKey = ECKey.import_key(public_key)
+            return ec
+        if kty == "OKP":
+            if public_key.get("crv") != "Ed25519":
+                raise ValueError("only Ed25519 OKP keys are accepted")
+            okp: OKPKey = OKPKey.import_key(public_key)
+            return okp
+    except JoseError as exc:
+        raise ValueError(f"public_key is malformed: {exc.error}") from exc
     raise ValueError(f"unsupported key type {kty!r}")

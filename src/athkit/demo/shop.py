@@ -128,6 +128,7 @@ def create_shop_app(
 
     ``clock`` is ATH's time source (sessions, tokens, attestation windows); tests inject one.
     """
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield

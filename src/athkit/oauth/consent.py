@@ -39,16 +39,21 @@ async def resolve_user(current_user: CurrentUser, request: Request) -> str | Non
     return result if isinstance(result, str) and result else None
 
 
-def build_consent_router(current_user: CurrentUser) -> APIRouter:
+def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
+    """Consent routes. ``current_user=None`` (gateway mode): the user is identified later by
+    the upstream provider, so the page asks for no sign-in here."""
     router = APIRouter(include_in_schema=False)
+
+    async def user_of(request: Request) -> str | None:
+        return None if current_user is None else await resolve_user(current_user, request)
 
     @router.get("/ath/oauth/authorize")
     async def authorize_page(request: Request) -> Response:
         svc = service_of(request)
         params = dict(request.query_params)
         session = await run_in_threadpool(svc.session_for_oauth_request, params)
-        user = await resolve_user(current_user, request)
-        if user is None:
+        user = await user_of(request)
+        if user is None and current_user is not None:
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             target = f"{svc.settings.login_url}?{urlencode({'next': here})}"
             return RedirectResponse(target, status_code=303)
@@ -65,6 +70,7 @@ def build_consent_router(current_user: CurrentUser) -> APIRouter:
                 "user": user,
                 "csrf": binding.csrf_token,
                 "app_name": svc.settings.app_name,
+                "provider_name": svc.provider_display_name(session.provider_id),
             },
             headers=PAGE_HEADERS,
         )
@@ -83,8 +89,8 @@ def build_consent_router(current_user: CurrentUser) -> APIRouter:
     async def submit(request: Request) -> Response:
         svc = service_of(request)
         form = await request.form(max_files=0, max_fields=100)
-        user = await resolve_user(current_user, request)
-        if user is None:
+        user = await user_of(request)
+        if user is None and current_user is not None:
             raise ATHError(ErrorCode.USER_DENIED, "sign in to decide on this authorization")
         state = str(form.get("state") or "")
         session = await run_in_threadpool(svc.store.get_session_by_oauth_state, state)

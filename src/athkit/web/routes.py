@@ -37,15 +37,19 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (unquote(cid), unquote(secret)) if sep else None
 
 
-def build_router() -> APIRouter:
+def build_router(*, service_discovery: bool = True) -> APIRouter:
+    """The ATH JSON endpoints; ``service_discovery`` adds ``/.well-known/ath-app.json``."""
     router = APIRouter(tags=["ATH"])
 
-    @router.get("/.well-known/ath-app.json")
-    async def discovery(request: Request) -> Response:
-        doc = service_of(request).discovery_document()
-        return JSONResponse(
-            doc.model_dump(exclude_none=True), headers={"Cache-Control": "public, max-age=300"}
-        )
+    if service_discovery:
+
+        @router.get("/.well-known/ath-app.json")
+        async def discovery(request: Request) -> Response:
+            doc = service_of(request).discovery_document()
+            return JSONResponse(
+                doc.model_dump(exclude_none=True),
+                headers={"Cache-Control": "public, max-age=300"},
+            )
 
     @router.post("/ath/agents/register", status_code=201)
     async def register(request: Request) -> Response:

@@ -1,0 +1,76 @@
+"""The gateway as an ASGI app: catalog, ATH endpoints, consent + OAuth bridge, proxy."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse, Response
+
+from athkit.crypto.sealing import TokenSealer
+from athkit.gateway.config import ConfigError, GatewayConfig
+from athkit.gateway.proxy import proxy_request
+from athkit.gateway.service import GatewayService
+from athkit.oauth.consent import build_consent_router
+from athkit.store.repositories import Store
+from athkit.web.errors import install_error_handlers
+from athkit.web.routes import build_router
+
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def sealer_from_env(config: GatewayConfig) -> TokenSealer:
+    spec = os.environ.get(config.gateway.token_keys_env)
+    if not spec:
+        raise ConfigError(
+            f"gateway.token_keys_env: environment variable {config.gateway.token_keys_env} "
+            "is not set (generate a key with `athkit gateway keygen`)"
+        )
+    try:
+        return TokenSealer.from_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(f"gateway.token_keys_env: {exc}") from exc
+
+
+def create_gateway_app(
+    config: GatewayConfig,
+    *,
+    sealer: TokenSealer | None = None,
+    store: Store | None = None,
+    service: GatewayService | None = None,
+) -> FastAPI:
+    """Build the gateway; configuration and upstream discovery problems raise at once."""
+    if service is None:
+        config.check_environment()
+        service = GatewayService(config, sealer=sealer or sealer_from_env(config), store=store)
+    svc = service
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        timeout = httpx.Timeout(config.gateway.upstream_timeout, connect=5.0)
+        async with httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False) as c:
+            app.state.upstream_http = c
+            yield
+        svc.close()
+
+    app = FastAPI(title="athkit gateway", version="0.1", lifespan=lifespan)
+    app.state.athkit = svc
+    app.include_router(build_router(service_discovery=False))
+    app.include_router(build_consent_router(None))
+    install_error_handlers(app)
+
+    @app.get("/.well-known/ath.json")
+    async def catalog() -> Response:
+        return JSONResponse(
+            svc.catalog().model_dump(), headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    @app.api_route("/ath/proxy/{provider_id}/{path:path}", methods=PROXY_METHODS)
+    async def proxy(provider_id: str, path: str, request: Request) -> Response:
+        return await proxy_request(request, svc, app.state.upstream_http, provider_id, path)
+
+    return app

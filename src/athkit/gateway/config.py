@@ -1,0 +1,190 @@
+"""Gateway configuration: one typed TOML file plus environment variables for secrets.
+
+Every problem is reported at start with the key that holds it (``providers[0].client_secret_env:
+environment variable MAIL_SECRET is not set``), never at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from athkit.protocol.routes import RouteRule, ScopeRouteMap
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScopeConfig(_Strict):
+    description: str = ""
+    #: Upstream OAuth scopes this ATH scope needs.
+    upstream: list[str] = Field(default_factory=list)
+
+
+class RouteConfig(_Strict):
+    method: str
+    path: str
+    scope: str
+
+
+class ProviderConfig(_Strict):
+    provider_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    display_name: str
+    categories: list[str] = Field(default_factory=list)
+    agent_approval_required: bool = True
+    #: OIDC issuer: endpoints are discovered from ``/.well-known/openid-configuration``.
+    issuer: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    jwks_uri: str | None = None
+    client_id: str
+    client_secret_env: str
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = (
+        "client_secret_basic"
+    )
+    #: Upstream scopes always requested (e.g. ``openid``, ``offline_access``).
+    upstream_scopes: list[str] = Field(default_factory=lambda: ["openid"])
+    #: RFC 8707 resource indicator sent upstream, if the provider wants one.
+    resource: str | None = None
+    api_base: str
+    scopes: dict[str, ScopeConfig]
+    routes: list[RouteConfig]
+    #: When the last ATH token of a user+agent+provider goes: revoke upstream (RFC 7009),
+    #: just forget the upstream tokens, or keep them.
+    on_last_revoke: Literal["revoke", "forget", "keep"] = "revoke"
+
+    @field_validator("api_base")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check(self) -> ProviderConfig:
+        if not self.issuer and not (self.authorization_endpoint and self.token_endpoint):
+            raise ValueError("give 'issuer' or both 'authorization_endpoint' and 'token_endpoint'")
+        if not self.scopes:
+            raise ValueError("'scopes' must list at least one ATH scope")
+        for i, r in enumerate(self.routes):
+            if r.scope not in self.scopes:
+                raise ValueError(f"routes[{i}].scope {r.scope!r} is not one of 'scopes'")
+            try:
+                RouteRule.parse(r.method, r.path, r.scope)
+            except ValueError as exc:
+                raise ValueError(f"routes[{i}]: {exc}") from exc
+        return self
+
+    def route_map(self) -> ScopeRouteMap:
+        return ScopeRouteMap(RouteRule.parse(r.method, r.path, r.scope) for r in self.routes)
+
+    def client_secret(self) -> str:
+        return os.environ[self.client_secret_env]
+
+    def upstream_scopes_for(self, ath_scopes: list[str]) -> list[str]:
+        out = list(self.upstream_scopes)
+        for s in ath_scopes:
+            out.extend(self.scopes[s].upstream)
+        return list(dict.fromkeys(out))
+
+
+class PolicyConfig(_Strict):
+    auto_approve: bool = False
+    trusted_origins: list[str] = Field(default_factory=list)
+    trusted_developers: list[str] = Field(default_factory=list)
+    unknown_agents: Literal["pending", "denied"] = "pending"
+    scope_rules: dict[str, Literal["allow", "deny", "trusted"]] = Field(default_factory=dict)
+
+
+class GatewaySection(_Strict):
+    public_url: str
+    gateway_id: str = "athkit-gateway"
+    name: str = "ATH gateway"
+    database_url: str | None = None
+    data_dir: Path = Path(".athkit/gateway")
+    dev_mode: bool = False
+    #: Env var holding the AES-256-GCM keyring for upstream tokens: ``kid:base64,...``.
+    token_keys_env: str = "ATHKIT_GATEWAY_TOKEN_KEYS"
+    token_ttl: int = Field(3600, ge=60, le=86400)
+    upstream_timeout: float = Field(30.0, gt=0)
+    #: Refresh the upstream access token this many seconds before it expires.
+    refresh_leeway: int = Field(30, ge=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/")
+
+
+class GatewayConfig(_Strict):
+    gateway: GatewaySection
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    providers: list[ProviderConfig]
+
+    @model_validator(mode="after")
+    def _unique(self) -> GatewayConfig:
+        ids = [p.provider_id for p in self.providers]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"duplicate provider_id {sorted(dup)}")
+        if not ids:
+            raise ValueError("at least one [[providers]] entry is needed")
+        return self
+
+    def provider(self, provider_id: str) -> ProviderConfig | None:
+        for p in self.providers:
+            if p.provider_id == provider_id:
+                return p
+        return None
+
+    def check_environment(self) -> None:
+        """Secrets named by the config must be present in the environment."""
+        missing = []
+        if not os.environ.get(self.gateway.token_keys_env):
+            missing.append(f"gateway.token_keys_env: {self.gateway.token_keys_env}")
+        for i, p in enumerate(self.providers):
+            if not os.environ.get(p.client_secret_env):
+                missing.append(f"providers[{i}].client_secret_env: {p.client_secret_env}")
+        if missing:
+            raise ConfigError("environment variable not set: " + "; ".join(missing))
+
+
+def _format(exc: ValidationError) -> str:
+    lines = []
+    for e in exc.errors():
+        loc = ".".join(
+            f"[{p}]" if isinstance(p, int) else str(p) for p in e.get("loc", ())
+        ).replace(".[", "[")
+        lines.append(f"{loc or '(top level)'}: {e.get('msg')}")
+    return "invalid gateway configuration:\n  " + "\n  ".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> GatewayConfig:
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc)) from None
+
+
+def load_config(path: str | Path, *, check_env: bool = True) -> GatewayConfig:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    cfg = parse_config(data)
+    if check_env:
+        cfg.check_environment()
+    return cfg

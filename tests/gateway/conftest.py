@@ -1,0 +1,107 @@
+"""Upstream fixtures for the gateway tests: a real OpenID provider and a real resource API.
+
+* ``oidc_factory.start(redirect_uris, access_token_ttl=60, *, resource=None,
+  api_scopes="api:read api:write", client_id=None, client_secret=None,
+  rotate_refresh_tokens=False) -> OIDCProvider`` starts tests/oidc/provider.js (node
+  oidc-provider); several may run at once; all are stopped at teardown.
+* ``resource_api_factory.start(issuer, resource) -> BackgroundServer`` serves
+  tests/gateway/resource_api.py on the host:port of ``resource`` (so pass
+  ``provider.resource``); all are stopped at teardown.
+* ``complete_upstream_login(http, url, username="alice", approve=True)`` (from
+  tests.gateway.upstream) drives the provider's login + consent pages with plain HTTP.
+
+Needs ``npm ci --prefix tests/oidc`` once (the fixtures fail with that hint otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from athkit.web.serving import BackgroundServer
+from tests.gateway.resource_api import create_resource_api
+from tests.gateway.upstream import (
+    OIDCProvider,
+    ProviderSetupError,
+    check_node_setup,
+    complete_upstream_login,
+    start_oidc_provider,
+)
+
+__all__ = ["OIDCProvider", "complete_upstream_login"]
+
+
+class OIDCFactory:
+    """Starts upstream OpenID providers; ``close()`` stops every one it started."""
+
+    def __init__(self) -> None:
+        self.started: list[OIDCProvider] = []
+
+    def start(self, redirect_uris: list[str], access_token_ttl: int = 60, **options: Any) -> OIDCProvider:
+        try:
+            provider = start_oidc_provider(redirect_uris, access_token_ttl, **options)
+        except ProviderSetupError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        self.started.append(provider)
+        return provider
+
+    def close(self) -> None:
+        errors: list[BaseException] = []
+        while self.started:
+            try:
+                self.started.pop().stop()
+            except BaseException as exc:  # keep stopping the others
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+class ResourceAPIFactory:
+    """Starts resource APIs trusting one issuer; ``close()`` stops every one it started."""
+
+    def __init__(self) -> None:
+        self.started: list[BackgroundServer] = []
+
+    def start(self, issuer: str, resource: str) -> BackgroundServer:
+        parts = urlsplit(resource)
+        server = BackgroundServer(
+            create_resource_api(issuer, resource),
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port,
+        )
+        self.started.append(server)
+        server.start()
+        return server
+
+    def close(self) -> None:
+        while self.started:
+            self.started.pop().stop()
+
+
+@pytest.fixture(scope="session")
+def _node_setup() -> str:
+    try:
+        return check_node_setup()
+    except ProviderSetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def oidc_factory(_node_setup: str) -> Iterator[OIDCFactory]:
+    factory = OIDCFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def resource_api_factory() -> Iterator[ResourceAPIFactory]:
+    factory = ResourceAPIFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
