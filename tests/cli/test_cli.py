@@ -272,7 +272,9 @@ def test_operator_approves_a_pending_agent_while_the_shop_runs(
     try:
         agent = new_agent("pending")
         with ATHClient(shop.url, agent.agent_id, agent.key) as client:
-            reg = client.register(DEVELOPER, [{"provider_id": "ath-shop", "scopes": ["products:read"]}])
+            reg = client.register(
+                DEVELOPER, [{"provider_id": "ath-shop", "scopes": ["products:read"]}]
+            )
             assert reg.agent_status.value == "pending"
             data = ["--data-dir", str(tmp_path / "shop")]
             listed = runner.invoke(app, ["agents", "list", *data, "--status", "pending"], env=WIDE)
@@ -369,8 +371,16 @@ def test_importing_the_cli_loads_no_server_module() -> None:
 def test_serve_shop_serves_discovery(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "athkit.cli", "serve-shop", "--port", str(port),
-         "--data-dir", str(tmp_path / "shop")],
+        [
+            sys.executable,
+            "-m",
+            "athkit.cli",
+            "serve-shop",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "shop"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -40,7 +40,9 @@ class OIDCFactory:
     def __init__(self) -> None:
         self.started: list[OIDCProvider] = []
 
-    def start(self, redirect_uris: list[str], access_token_ttl: int = 60, **options: Any) -> OIDCProvider:
+    def start(
+        self, redirect_uris: list[str], access_token_ttl: int = 60, **options: Any
+    ) -> OIDCProvider:
         try:
             provider = start_oidc_provider(redirect_uris, access_token_ttl, **options)
         except ProviderSetupError as exc:

@@ -167,10 +167,16 @@ def create_resource_api(issuer: str, resource: str) -> FastAPI:
 
     @app.get("/v1/me")
     async def me(claims: dict[str, Any] = Depends(read)) -> dict[str, Any]:
-        return {"sub": claims["sub"], "scope": claims.get("scope"), "client_id": claims.get("client_id")}
+        return {
+            "sub": claims["sub"],
+            "scope": claims.get("scope"),
+            "client_id": claims.get("client_id"),
+        }
 
     @app.get("/v1/messages")
-    async def list_messages(request: Request, claims: dict[str, Any] = Depends(read)) -> dict[str, Any]:
+    async def list_messages(
+        request: Request, claims: dict[str, Any] = Depends(read)
+    ) -> dict[str, Any]:
         return {
             "items": [
                 {"id": "1", "from": claims["sub"], "text": "hello"},
@@ -181,7 +187,9 @@ def create_resource_api(issuer: str, resource: str) -> FastAPI:
         }
 
     @app.post("/v1/messages", status_code=201)
-    async def create_message(request: Request, claims: dict[str, Any] = Depends(write)) -> dict[str, Any]:
+    async def create_message(
+        request: Request, claims: dict[str, Any] = Depends(write)
+    ) -> dict[str, Any]:
         return {
             "method": request.method,
             "body": await body_of(request),

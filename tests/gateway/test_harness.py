@@ -33,7 +33,7 @@ def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return seg(header), seg(payload)
 
 
-def authorize_url(op: OIDCProvider, **extra: str) -> tuple[str, str, str]:
+def authorize_url(op: OIDCProvider, **extra: str | None) -> tuple[str, str, str]:
     verifier = secrets.token_urlsafe(48)
     state = secrets.token_urlsafe(16)
     params = {
@@ -47,6 +47,7 @@ def authorize_url(op: OIDCProvider, **extra: str) -> tuple[str, str, str]:
         "prompt": "consent",
         **extra,
     }
+    params = {k: v for k, v in params.items() if v is not None}
     return f"{op.authorization_endpoint}?{urlencode(params)}", verifier, state
 
 
@@ -118,14 +119,22 @@ def test_code_flow_jwt_access_token_and_resource_api(upstream) -> None:
     with httpx.Client(base_url=api.url, headers=auth) as client:
         me = client.get("/v1/me")
         assert me.status_code == 200, me.text
-        assert me.json() == {"sub": "alice", "scope": "api:read api:write", "client_id": op.client_id}
-        assert client.get("/v1/messages", params={"q": "x y", "n": "2"}).json()["query"] == "q=x+y&n=2"
+        assert me.json() == {
+            "sub": "alice",
+            "scope": "api:read api:write",
+            "client_id": op.client_id,
+        }
+        assert (
+            client.get("/v1/messages", params={"q": "x y", "n": "2"}).json()["query"] == "q=x+y&n=2"
+        )
         created = client.post("/v1/messages", json={"text": "hi"})
         assert created.status_code == 201 and created.json()["body"] == {"text": "hi"}
         assert client.put("/v1/messages/7", json={"a": 1}).json()["id"] == "7"
         assert client.delete("/v1/messages/7").json()["method"] == "DELETE"
         down = client.get("/v1/download", params={"size": 200_000})
-        assert down.headers["content-length"] == "200000" and down.content == download_bytes(200_000)
+        assert down.headers["content-length"] == "200000" and down.content == download_bytes(
+            200_000
+        )
         blob = secrets.token_bytes(150_000)
         up = client.post("/v1/upload", content=iter([blob[:70_000], blob[70_000:]]))
         assert up.json() == {"bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
@@ -149,8 +158,12 @@ def test_scope_enforced_by_resource_api(upstream) -> None:
         code = callback_params(complete_upstream_login(browser, url, username="bob"))["code"]
     tokens = httpx.post(
         op.token_endpoint,
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-              "code_verifier": verifier},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
         auth=(op.client_id, op.client_secret),
     ).json()
     assert tokens["scope"] == "api:read"
@@ -169,17 +182,23 @@ def test_refresh_expiry_and_revocation(upstream) -> None:
     assert refreshed.status_code == 200, refreshed.text
     new = refreshed.json()
     assert new["access_token"] != tokens["access_token"]
+    assert new["refresh_token"] == tokens["refresh_token"]  # not rotated by default
     assert new["scope"] == "api:read api:write"
     _, claims = jwt_parts(new["access_token"])
     assert claims["aud"] == op.resource and claims["scope"] == "api:read api:write"
 
     time.sleep(3)
-    old = httpx.get(f"{api.url}/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    old = httpx.get(
+        f"{api.url}/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert old.status_code == 401 and old.json()["error"] == "invalid_token"
     again = refresh(op, tokens["refresh_token"])  # not rotated: the same refresh token still works
     assert again.status_code == 200, again.text
     fresh = again.json()["access_token"]
-    assert httpx.get(f"{api.url}/v1/me", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    assert (
+        httpx.get(f"{api.url}/v1/me", headers={"Authorization": f"Bearer {fresh}"}).status_code
+        == 200
+    )
 
     revoked = httpx.post(
         op.revocation_endpoint,
@@ -189,6 +208,31 @@ def test_refresh_expiry_and_revocation(upstream) -> None:
     assert revoked.status_code == 200, revoked.text
     after = refresh(op, tokens["refresh_token"])
     assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
+
+
+def test_refresh_token_without_prompt_consent(upstream) -> None:
+    """offline_access is dropped without prompt=consent, yet a refresh token is issued."""
+    op, _api = upstream()
+    url, verifier, _ = authorize_url(op, prompt=None)
+    with httpx.Client() as browser:
+        first = complete_upstream_login(browser, url, username="dave")
+        code = callback_params(first)["code"]
+        # Same browser, consent already given: straight back to the client, no pages.
+        again_url, _v, _s = authorize_url(op, prompt=None)
+        again = browser.get(again_url, follow_redirects=False)
+        assert "code" in callback_params(again)
+    tokens = httpx.post(
+        op.token_endpoint,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+        auth=(op.client_id, op.client_secret),
+    ).json()
+    assert tokens["scope"] == "api:read api:write" and tokens["refresh_token"]
+    assert refresh(op, tokens["refresh_token"]).status_code == 200
 
 
 def test_rotating_refresh_tokens(upstream) -> None:
@@ -210,7 +254,7 @@ def test_pkce_is_required(upstream) -> None:
         response = browser.get(no_pkce, follow_redirects=False)
     params = callback_params(response)
     assert params["error"] == "invalid_request"
-    assert "code_challenge" in params["error_description"]
+    assert "PKCE" in params["error_description"]
 
 
 def test_wrong_code_verifier_is_refused(upstream) -> None:
@@ -220,8 +264,12 @@ def test_wrong_code_verifier_is_refused(upstream) -> None:
         code = callback_params(complete_upstream_login(browser, url))["code"]
     response = httpx.post(
         op.token_endpoint,
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-              "code_verifier": secrets.token_urlsafe(48)},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": secrets.token_urlsafe(48),
+        },
         auth=(op.client_id, op.client_secret),
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"

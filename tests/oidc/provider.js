@@ -37,8 +37,12 @@
 
 import * as crypto from 'node:crypto';
 import process from 'node:process';
+import { promisify } from 'node:util';
 
-import Provider, { errors } from 'oidc-provider';
+// Ephemeral RS256 signing key, new on every start. Generated on the libuv thread pool while
+// oidc-provider loads (both take ~0.5 s), hence the dynamic import.
+const keyPair = promisify(crypto.generateKeyPair)('rsa', { modulusLength: 2048 });
+const { default: Provider, errors } = await import('oidc-provider');
 
 function env(name, fallback) {
   const value = process.env[name];
@@ -62,9 +66,8 @@ const API_SCOPES = env('API_SCOPES', 'api:read api:write').split(/\s+/).filter(B
 const ACCESS_TOKEN_TTL = Number.parseInt(env('ACCESS_TOKEN_TTL', '60'), 10);
 const ROTATE_REFRESH_TOKENS = env('ROTATE_REFRESH_TOKENS', '0') === '1';
 
-// Ephemeral signing key, new on every start.
 const signingKey = {
-  ...crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+  ...(await keyPair).privateKey.export({ format: 'jwk' }),
   kid: crypto.randomBytes(8).toString('hex'),
   use: 'sig',
   alg: 'RS256',

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,12 +158,22 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             public_url=shop_url, data_dir=data_dir, dev_mode=True, password=password
         )
         identity_app = create_agent_identity_app()
-        with BackgroundServer(identity_app) as identity, BackgroundServer(shop_app, port=port):
+        with ExitStack() as running:
+            try:
+                identity = BackgroundServer(identity_app).start()
+                running.callback(identity.stop)
+                shop = BackgroundServer(shop_app, port=port).start()
+                running.callback(shop.stop)
+            except RuntimeError as exc:
+                console.print(f"[bold red]could not start the demo servers: {escape(str(exc))}[/]")
+                return 1
             key = AgentKey.generate("P-256", kid="default")
             agent_id = publish(identity_app, identity.url, key)
             walk.show(
                 Panel.fit(
-                    f"ATH Shop        {shop_url}  (native mode, dev mode, SQLite in {data_dir})\n"
+                    f"ATH Shop        {shop_url}  (native mode, dev mode)\n"
+                    f"Shop data       {escape(str(data_dir))}"
+                    f"{'' if options.data_dir else ' (temporary, removed afterwards)'}\n"
                     f"Agent identity  {agent_id}\n"
                     f"Demo user       {DEMO_USER}",
                     title="athkit demo: the ATH Shop walkthrough",
@@ -221,7 +231,7 @@ def _walk(
     # -- 1 discovery ---------------------------------------------------------------------
     walk.step(1, "Discovery", "what can I connect to?")
     doc = _guard(walk, client.discover)
-    walk.say(f"{doc.name} ({doc.app_id}), ATH {doc.ath_version}, API at {doc.api_base}")
+    walk.say(escape(f"{doc.name} ({doc.app_id}), ATH {doc.ath_version}, API at {doc.api_base}"))
     walk.expect(doc.api_base == f"{shop_url}/api", "api_base under the shop's URL", doc.api_base)
     walk.expect(
         set(SHOP_SCOPES) <= set(doc.auth.scopes_supported),
@@ -244,7 +254,7 @@ def _walk(
     denied = list(approval.denied_scopes) if approval else []
     walk.show(
         _scope_table(
-            f"Shop's decision for client {reg.client_id}",
+            f"Shop's decision for client {escape(reg.client_id)}",
             ["scope", "requested", "approved by the shop"],
             [[s, _mark(True), _mark(s in approved)] for s in REGISTER_SCOPES],
         )

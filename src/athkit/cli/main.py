@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from athkit import ATH_VERSION, __version__
+from athkit.cli.gateway import gateway_app
 
 app = typer.Typer(
     name="athkit",
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 agents_app = typer.Typer(help="Operator decisions on registered agents.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
+app.add_typer(gateway_app, name="gateway")
 
 out = Console()
 err = Console(stderr=True)
@@ -65,7 +67,7 @@ def server_extras(command: str) -> Iterator[None]:
             raise
         err.print(
             f"[red]`athkit {command}` needs the server dependencies ({top} is missing).[/]\n"
-            "Install them with:  pip install 'athkit[server]'"
+            "Install them with:  pip install 'athkit\\[server]'"
         )
         raise typer.Exit(2) from None
 

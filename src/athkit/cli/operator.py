@@ -56,16 +56,21 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _scopes(values: Sequence[Any]) -> str:
-    return " ".join(str(v) for v in values) or "—"
+def _scopes(granted: Sequence[Any], refused: Sequence[Any] = ()) -> str:
+    """One scope a line: granted ones plain, refused ones marked."""
+    lines = [escape(str(s)) for s in granted]
+    lines += [f"[red]✗ {escape(str(s))}[/]" for s in refused]
+    return "\n".join(lines) or "—"
 
 
-def _provider_scopes(providers: Sequence[Any], key: str) -> str:
-    parts = []
+def _approvals(providers: Sequence[Any]) -> str:
+    blocks = []
     for p in providers:
-        if isinstance(p, dict) and p.get(key):
-            parts.append(f"{p.get('provider_id')}: {_scopes(p[key])}")
-    return "\n".join(parts) or "—"
+        if isinstance(p, dict):
+            head = f"[dim]{escape(str(p.get('provider_id')))}:[/]"
+            scopes = _scopes(p.get("approved_scopes") or [], p.get("denied_scopes") or [])
+            blocks.append(f"{head}\n{scopes}")
+    return "\n".join(blocks) or "—"
 
 
 STATUS_STYLE = {"approved": "green", "pending": "yellow", "denied": "red", "suspended": "red"}
@@ -74,35 +79,41 @@ STATUS_STYLE = {"approved": "green", "pending": "yellow", "denied": "red", "susp
 def agents_table(rows: Sequence[AgentRow]) -> Table:
     table = Table(title=f"Registered agents ({len(rows)})", title_justify="left")
     table.add_column("client_id", no_wrap=True)
-    for name in ("agent", "status", "approved scopes", "denied scopes", "registered"):
-        table.add_column(name, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("agent", overflow="fold", ratio=3)
+    table.add_column("scopes (✗ denied)", no_wrap=True)
+    table.add_column("registered", no_wrap=True)
     for row in rows:
-        style = STATUS_STYLE.get(row.status, "")
+        style = STATUS_STYLE.get(row.status, "white")
         table.add_row(
-            row.client_id,
+            escape(row.client_id),
+            f"[{style}]{escape(row.status)}[/]",
             f"{escape(row.name)}\n[dim]{escape(row.agent_id)}[/]\n"
             f"[dim]by {escape(row.developer_name)} ({escape(row.developer_id)})[/]",
-            f"[{style}]{row.status}[/]" if style else row.status,
-            _provider_scopes(row.approved_providers, "approved_scopes"),
-            _provider_scopes(row.approved_providers, "denied_scopes"),
-            _when(row.created_at),
+            _approvals(row.approved_providers),
+            row.created_at.strftime("%Y-%m-%d") if row.created_at else "",
         )
     return table
 
 
 def audit_table(rows: Sequence[AuditRow]) -> Table:
     table = Table(title=f"Audit log (newest first, {len(rows)} rows)", title_justify="left")
-    for name in ("time", "event", "outcome", "agent", "user", "effective", "denied", "reason"):
-        table.add_column(name, overflow="fold")
+    table.add_column("time", overflow="fold", ratio=1)
+    table.add_column("event", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("agent / user", overflow="fold", ratio=3)
+    table.add_column("scopes (✗ denied)", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=2)
     for row in rows:
+        who = escape(row.agent_id or "")
+        if row.user_id:
+            who += f"\n[dim]user[/] {escape(row.user_id)}"
         table.add_row(
             _when(row.timestamp),
-            row.event,
-            row.outcome,
-            escape(row.agent_id or ""),
-            escape(row.user_id or ""),
-            _scopes(row.effective_scopes),
-            _scopes(row.denied_scopes),
+            escape(row.event),
+            escape(row.outcome),
+            who,
+            _scopes(row.effective_scopes, row.denied_scopes),
             escape(row.denial_reason or ""),
         )
     return table

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -120,7 +121,7 @@ class HTTPTrace:
     verbose: bool = True
     label: str = ""
     muted: bool = False
-    history: list[Exchange] = field(default_factory=list)
+    history: deque[Exchange] = field(default_factory=lambda: deque(maxlen=64))
 
     def hooks(self) -> dict[str, list[Any]]:
         return {"request": [self._on_request], "response": [self._on_response]}

@@ -205,8 +205,12 @@ class Store:
             return True
 
     def get_token(self, token_hash: str) -> TokenRow | None:
-        with self.db.transaction() as s:
-            return s.get(TokenRow, token_hash)
+        """Hot path of every API call: a plain Core SELECT, no ORM session, no commit."""
+        table = TokenRow.__table__
+        with self.db.engine.connect() as conn:
+            found = conn.execute(select(table).where(table.c.token_hash == token_hash))
+            row = found.mappings().first()
+        return TokenRow(**row) if row is not None else None
 
     def revoke_token(self, token_hash: str, client_id: str, now: datetime, audit: AuditRow) -> bool:
         """Revoke a token owned by ``client_id``; False when no such live token."""

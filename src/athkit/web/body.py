@@ -46,7 +46,8 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     raw = await read_body(request, max_bytes)
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deep enough to exhaust the parser is bad input, not a crash.
         raise ATHError(ErrorCode.INVALID_REQUEST, "request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ATHError(ErrorCode.INVALID_REQUEST, "request body must be a JSON object")

@@ -83,7 +83,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.INVALID_REQUEST)
     err = ATHError(code, str(exc.detail), status=exc.status_code)
-    return error_response(request, err)
+    resp = error_response(request, err)
+    for name, value in (exc.headers or {}).items():  # e.g. ``Allow`` on 405 (RFC 9110)
+        resp.headers.setdefault(name, value)
+    return resp
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from alembic import context
+from typing import Any, Literal
 
-from athkit.store.models import Base
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+
+from athkit.store.models import Base, UTCDateTime
+
+
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Autogenerate writes UTCDateTime columns as the plain type they are in the schema."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
 
 config = context.config
 connection = config.attributes["connection"]
@@ -13,6 +24,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    render_item=_render_item,
 )
 with context.begin_transaction():
     context.run_migrations()
