@@ -7,6 +7,7 @@ clock is ours, so iat/exp windows and replay expiry are exact.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -263,6 +264,26 @@ def test_lifetime_longer_than_max_refused(env: Env, agent: AgentIdentity) -> Non
 )
 def test_iat_and_exp_must_be_numbers(env: Env, agent: AgentIdentity, over: dict[str, Any]) -> None:
     refused(env, raw_token(agent.key, claims_for(env, agent, **over)))
+
+
+@pytest.mark.parametrize(
+    ("iat", "exp"),
+    [
+        (math.nan, 10 * 365 * 86400),  # NaN compares false: would dodge window and lifetime checks
+        (0, math.inf),
+        (0, math.nan),
+        (math.inf, math.inf),
+        (True, 600),
+    ],
+)
+def test_iat_and_exp_must_be_finite(
+    env: Env, agent: AgentIdentity, iat: float, exp: float
+) -> None:
+    now = int(env.clock.now)
+    # JSON as Python writes it carries NaN/Infinity; a signed token can hold them.
+    claims = claims_for(env, agent, iat=iat if iat is True else now + iat, exp=now + exp)
+    refused(env, raw_token(agent.key, claims), match="iat and exp")
+    assert env.replay_rows() == 0
 
 
 @pytest.mark.parametrize("jti", [None, "", "short", 12345678, "x" * 257])
