@@ -204,9 +204,7 @@ def consented_session(
     return Grant(client, auth.ath_session_id, auth.state)
 
 
-def api_get(
-    shop: Shop, path: str, token: str | None, agent_id: str | None
-) -> httpx.Response:
+def api_get(shop: Shop, path: str, token: str | None, agent_id: str | None) -> httpx.Response:
     headers = {}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"

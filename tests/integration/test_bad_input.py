@@ -38,8 +38,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         s.server.stop()
 
 
-def send(shop: Shop, path: str, content: bytes | str, ctype: str | None = "application/json",
-         method: str = "POST", **headers: str) -> httpx.Response:
+def send(
+    shop: Shop,
+    path: str,
+    content: bytes | str,
+    ctype: str | None = "application/json",
+    method: str = "POST",
+    **headers: str,
+) -> httpx.Response:
     h = dict(headers)
     if ctype is not None:
         h["Content-Type"] = ctype
@@ -51,8 +57,15 @@ def send(shop: Shop, path: str, content: bytes | str, ctype: str | None = "appli
 @pytest.mark.parametrize("path", ENDPOINTS)
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b'{"a": 1,}', b"", b"not json", b"\xff\xfe{}", b"{'single': 'quotes'}",
-     b'{"a": 1} trailing'],
+    [
+        b"{",
+        b'{"a": 1,}',
+        b"",
+        b"not json",
+        b"\xff\xfe{}",
+        b"{'single': 'quotes'}",
+        b'{"a": 1} trailing',
+    ],
     ids=["truncated", "trailing-comma", "empty", "text", "bad-utf8", "single-quotes", "trailing"],
 )
 def test_malformed_json(shop: Shop, path: str, raw: bytes) -> None:
@@ -60,8 +73,9 @@ def test_malformed_json(shop: Shop, path: str, raw: bytes) -> None:
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-@pytest.mark.parametrize("raw", [b"[]", b'[{"client_id": "x"}]', b'"text"', b"null", b"42",
-                                 b"true"])
+@pytest.mark.parametrize(
+    "raw", [b"[]", b'[{"client_id": "x"}]', b'"text"', b"null", b"42", b"true"]
+)
 def test_json_that_is_not_an_object(shop: Shop, path: str, raw: bytes) -> None:
     error_of(send(shop, path, raw), 400, "INVALID_REQUEST")
 
@@ -85,24 +99,48 @@ def test_missing_fields(shop: Shop, path: str) -> None:
     assert errors and all({"loc", "msg"} == set(e) for e in errors)
     missing = {e["loc"][-1] for e in errors}
     expected = {
-        "/ath/agents/register": {"agent_id", "agent_attestation", "developer",
-                                 "requested_providers"},
+        "/ath/agents/register": {
+            "agent_id",
+            "agent_attestation",
+            "developer",
+            "requested_providers",
+        },
         "/ath/authorize": {"client_id", "agent_attestation", "provider_id", "scopes", "state"},
-        "/ath/token": {"grant_type", "client_id", "client_secret", "agent_attestation", "code",
-                       "ath_session_id"},
+        "/ath/token": {
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "agent_attestation",
+            "code",
+            "ath_session_id",
+        },
         "/ath/revoke": {"token", "client_id", "client_secret"},
     }[path]
     assert missing == expected
 
 
 WRONG_TYPES: dict[str, dict[str, Any]] = {
-    "/ath/agents/register": {"agent_id": ["https://a.example"], "agent_attestation": SECRET,
-                             "developer": "me", "requested_providers": {"p": SECRET}},
-    "/ath/authorize": {"client_id": 7, "agent_attestation": [SECRET], "provider_id": PROVIDER,
-                       "scopes": "products:read", "state": {"s": SECRET}},
-    "/ath/token": {"grant_type": "authorization_code", "client_id": "ath_x",
-                   "client_secret": [SECRET], "agent_attestation": {"jwt": SECRET},
-                   "code": 1, "ath_session_id": None},
+    "/ath/agents/register": {
+        "agent_id": ["https://a.example"],
+        "agent_attestation": SECRET,
+        "developer": "me",
+        "requested_providers": {"p": SECRET},
+    },
+    "/ath/authorize": {
+        "client_id": 7,
+        "agent_attestation": [SECRET],
+        "provider_id": PROVIDER,
+        "scopes": "products:read",
+        "state": {"s": SECRET},
+    },
+    "/ath/token": {
+        "grant_type": "authorization_code",
+        "client_id": "ath_x",
+        "client_secret": [SECRET],
+        "agent_attestation": {"jwt": SECRET},
+        "code": 1,
+        "ath_session_id": None,
+    },
     "/ath/revoke": {"token": [SECRET], "client_id": "ath_x", "client_secret": {"v": SECRET}},
 }
 
@@ -121,8 +159,7 @@ def test_oversized_strings_do_not_echo(shop: Shop, path: str) -> None:
     fields = {
         "/ath/agents/register": ["agent_id", "agent_attestation"],
         "/ath/authorize": ["client_id", "agent_attestation", "state"],
-        "/ath/token": ["client_id", "client_secret", "agent_attestation", "code",
-                       "ath_session_id"],
+        "/ath/token": ["client_id", "client_secret", "agent_attestation", "code", "ath_session_id"],
         "/ath/revoke": ["token", "client_id", "client_secret"],
     }[path]
     resp = send(shop, path, json.dumps(dict.fromkeys(fields, huge)))
@@ -131,8 +168,13 @@ def test_oversized_strings_do_not_echo(shop: Shop, path: str) -> None:
 
 
 def test_valid_json_with_secret_and_missing_field(shop: Shop) -> None:
-    data = {"grant_type": "authorization_code", "client_id": "ath_x", "client_secret": SECRET,
-            "code": "c", "ath_session_id": "s"}
+    data = {
+        "grant_type": "authorization_code",
+        "client_id": "ath_x",
+        "client_secret": SECRET,
+        "code": "c",
+        "ath_session_id": "s",
+    }
     resp = send(shop, "/ath/token", json.dumps(data))
     body = error_of(resp, 422, "VALIDATION_ERROR")
     assert [e["loc"] for e in body["details"]["errors"]] == [["agent_attestation"]]
@@ -140,8 +182,16 @@ def test_valid_json_with_secret_and_missing_field(shop: Shop) -> None:
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded",
-                                   "multipart/form-data; boundary=x", "application/jsonx", None])
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        None,
+    ],
+)
 def test_wrong_content_type(shop: Shop, path: str, ctype: str | None) -> None:
     error_of(send(shop, path, b"{}", ctype=ctype), 415, "UNSUPPORTED_MEDIA_TYPE")
 
@@ -161,8 +211,9 @@ def test_body_over_64_kib(shop: Shop, path: str) -> None:
         for _ in range(40):
             yield b" " * 4096
 
-    resp = httpx.post(f"{shop.url}{path}", content=chunks(),
-                      headers={"Content-Type": "application/json"})
+    resp = httpx.post(
+        f"{shop.url}{path}", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     error_of(resp, 413, "PAYLOAD_TOO_LARGE")
     # Exactly at the limit is read (and then judged on its content).
     at_limit = b"{}" + b" " * (LIMIT - 2)
@@ -179,22 +230,36 @@ def test_unknown_fields_are_ignored(shop: Shop, agent: AgentIdentity) -> None:
     assert reg.json()["agent_status"] == "approved"
     cid, secret = reg.json()["client_id"], reg.json()["client_secret"]
 
-    auth = httpx.post(f"{shop.url}/ath/authorize",
-                      json={**authorize_body(agent, shop.url, cid), **extra})
+    auth = httpx.post(
+        f"{shop.url}/ath/authorize", json={**authorize_body(agent, shop.url, cid), **extra}
+    )
     assert auth.status_code == 200, auth.text
     client = ATHClient(shop.url, agent.agent_id, agent.key, client_id=cid, client_secret=secret)
     grant = consented_session(shop, agent, client=client)
-    tok = httpx.post(f"{shop.url}/ath/token", json={
-        **token_body(agent, shop.url, cid, secret, grant.session_id), **extra})
+    tok = httpx.post(
+        f"{shop.url}/ath/token",
+        json={**token_body(agent, shop.url, cid, secret, grant.session_id), **extra},
+    )
     assert tok.status_code == 200, tok.text
     token = tok.json()["access_token"]
-    rev = httpx.post(f"{shop.url}/ath/revoke",
-                     json={"client_id": cid, "client_secret": secret, "token": token, **extra})
+    rev = httpx.post(
+        f"{shop.url}/ath/revoke",
+        json={"client_id": cid, "client_secret": secret, "token": token, **extra},
+    )
     assert rev.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/nope", "/ath/nope", "/ath/agents", "/api/nothing",
-                                  "/.well-known/ath.json", "/ath/agents/register/extra"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nope",
+        "/ath/nope",
+        "/ath/agents",
+        "/api/nothing",
+        "/.well-known/ath.json",
+        "/ath/agents/register/extra",
+    ],
+)
 def test_unknown_route(shop: Shop, path: str) -> None:
     for method in ("GET", "POST"):
         error_of(send(shop, path, b"{}", method=method), 404, "NOT_FOUND")
@@ -202,9 +267,16 @@ def test_unknown_route(shop: Shop, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/ath/token"), ("PUT", "/ath/agents/register"), ("DELETE", "/ath/revoke"),
-     ("GET", "/ath/authorize"), ("POST", "/.well-known/ath-app.json"),
-     ("DELETE", "/ath/agents/ath_someone"), ("POST", "/api/products"), ("PATCH", "/ath/callback")],
+    [
+        ("GET", "/ath/token"),
+        ("PUT", "/ath/agents/register"),
+        ("DELETE", "/ath/revoke"),
+        ("GET", "/ath/authorize"),
+        ("POST", "/.well-known/ath-app.json"),
+        ("DELETE", "/ath/agents/ath_someone"),
+        ("POST", "/api/products"),
+        ("PATCH", "/ath/callback"),
+    ],
 )
 def test_wrong_method(shop: Shop, method: str, path: str) -> None:
     resp = send(shop, path, b"{}", method=method)
@@ -258,8 +330,11 @@ def test_agent_status_endpoint(
         (basic(cb.client_id, cb.client_secret), 401, "INVALID_CLIENT"),  # B reading A's record
         ({}, 401, "INVALID_CLIENT"),
         ({"Authorization": "Basic !!!not-base64"}, 401, "INVALID_CLIENT"),
-        ({"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}, 401,
-         "INVALID_CLIENT"),
+        (
+            {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+            401,
+            "INVALID_CLIENT",
+        ),
         ({"Authorization": f"Bearer {ca.client_secret}"}, 401, "INVALID_CLIENT"),
         ({"X-ATH-Attestation": attest(b, shop.url)}, 403, "AGENT_IDENTITY_MISMATCH"),
         ({"X-ATH-Attestation": attest(a, f"{shop.url}/ath/token")}, 401, "INVALID_ATTESTATION"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,8 +43,12 @@ def test_sync_client_full_flow(shop: Shop, agent: AgentIdentity) -> None:
 
         reg = client.register(
             developer=DEVELOPER,
-            providers=[{"provider_id": PROVIDER, "scopes": ["products:read", "cart:read",
-                                                            "cart:write", "orders:write"]}],
+            providers=[
+                {
+                    "provider_id": PROVIDER,
+                    "scopes": ["products:read", "cart:read", "cart:write", "orders:write"],
+                }
+            ],
             purpose="sync flow",
         )
         assert reg.agent_status.value == "approved"
@@ -71,8 +75,11 @@ def test_sync_client_full_flow(shop: Shop, agent: AgentIdentity) -> None:
         assert token.token_type == "Bearer"
         assert token.effective_scopes == ["products:read", "cart:write"]
         assert token.agent_id == agent.agent_id and token.provider_id == PROVIDER
-        assert token.scope_intersection.agent_approved == ["products:read", "cart:read",
-                                                            "cart:write"]
+        assert token.scope_intersection.agent_approved == [
+            "products:read",
+            "cart:read",
+            "cart:write",
+        ]
         assert token.scope_intersection.user_consented == ["products:read", "cart:write"]
         assert 0 < token.expires_in <= 3600
 
@@ -90,8 +97,9 @@ def test_sync_client_full_flow(shop: Shop, agent: AgentIdentity) -> None:
 
         client.revoke()
         assert client.access_token is None
-        error_of(api_get(shop, "/api/products", token.access_token, agent.agent_id), 401,
-                 "TOKEN_REVOKED")
+        error_of(
+            api_get(shop, "/api/products", token.access_token, agent.agent_id), 401, "TOKEN_REVOKED"
+        )
         client.set_token(token.access_token)
         with pytest.raises(errors.TokenRevokedError):
             client.request("GET", "/products")
@@ -142,14 +150,27 @@ def test_proxy_shape(shop: Shop, agent: AgentIdentity) -> None:
         client.proxy_request("GET", "other-provider", "api/products")
 
     # Only the service's API is reachable through the proxy shape.
-    for path in (f"/ath/proxy/{PROVIDER}/login", f"/ath/proxy/{PROVIDER}/ath/token",
-                 f"/ath/proxy/{PROVIDER}/apix/products", "/ath/proxy/", f"/ath/proxy/{PROVIDER}"):
+    for path in (
+        f"/ath/proxy/{PROVIDER}/login",
+        f"/ath/proxy/{PROVIDER}/ath/token",
+        f"/ath/proxy/{PROVIDER}/apix/products",
+        "/ath/proxy/",
+        f"/ath/proxy/{PROVIDER}",
+        f"/ath/proxy/{PROVIDER}/api/%2e%2e/login",  # no escaping the API by dot segments
+        f"/ath/proxy/{PROVIDER}/api/..%2flogin",
+    ):
         error_of(api_get(shop, path, token, agent.agent_id), 404, "NOT_FOUND")
     # Scope checks apply through the proxy as well.
-    error_of(api_get(shop, f"/ath/proxy/{PROVIDER}/api/cart", token, agent.agent_id), 403,
-             "SCOPE_INSUFFICIENT")
-    error_of(api_get(shop, f"/ath/proxy/{PROVIDER}/api/products", token, None), 403,
-             "AGENT_IDENTITY_MISMATCH")
+    error_of(
+        api_get(shop, f"/ath/proxy/{PROVIDER}/api/cart", token, agent.agent_id),
+        403,
+        "SCOPE_INSUFFICIENT",
+    )
+    error_of(
+        api_get(shop, f"/ath/proxy/{PROVIDER}/api/products", token, None),
+        403,
+        "AGENT_IDENTITY_MISMATCH",
+    )
 
 
 def test_user_redirect_uri_flow(shop: Shop, agent: AgentIdentity) -> None:
@@ -170,8 +191,14 @@ def test_user_redirect_uri_flow(shop: Shop, agent: AgentIdentity) -> None:
     # A wrong code is refused and does not burn the session.
     wrong = httpx.post(
         f"{shop.url}/ath/token",
-        json=token_body(agent, shop.url, client.client_id or "", client.client_secret or "",
-                        auth.ath_session_id, code="not-the-code"),
+        json=token_body(
+            agent,
+            shop.url,
+            client.client_id or "",
+            client.client_secret or "",
+            auth.ath_session_id,
+            code="not-the-code",
+        ),
     )
     error_of(wrong, 400, "INVALID_CODE")
     # The placeholder the SDKs send for the server's own callback is no grant here either.
@@ -212,7 +239,11 @@ def test_audit_trail_of_a_flow(shop: Shop, agent: AgentIdentity) -> None:
     rows = list(reversed(service_of(shop).store.list_audit(agent_id=agent.agent_id)))
     by_event = {r.event: r for r in rows}
     assert [r.event for r in rows] == [
-        "agent.register", "authorize", "consent", "token.issue", "token.revoke"
+        "agent.register",
+        "authorize",
+        "consent",
+        "token.issue",
+        "token.revoke",
     ]
 
     reg = by_event["agent.register"]
@@ -260,55 +291,59 @@ def test_audit_of_refusals_and_denial(shop: Shop, agent: AgentIdentity) -> None:
 
 
 @pytest.fixture
-def pending_shop(tmp_path: Path) -> Shop:
-    return start_shop(tmp_path, policy=ApprovalPolicy(unknown_agents="pending"))
+def pending_shop(tmp_path: Path) -> Iterator[Shop]:
+    """ATH Shop whose policy leaves every unknown agent pending for an operator."""
+    shop = start_shop(tmp_path, policy=ApprovalPolicy(unknown_agents="pending"))
+    try:
+        yield shop
+    finally:
+        shop.server.stop()
 
 
 def test_pending_policy_and_operator_decisions(
     pending_shop: Shop, new_agent: Callable[..., AgentIdentity]
 ) -> None:
     shop = pending_shop
-    try:
-        agent = new_agent("pending")
-        svc = service_of(shop)
-        client = ATHClient(shop.url, agent.agent_id, agent.key)
-        client.discover()
-        reg = client.register(
-            developer=DEVELOPER,
-            providers=[{"provider_id": PROVIDER, "scopes": ["products:read", "cart:read"]}],
-        )
-        assert reg.agent_status.value == "pending"
-        (approval,) = reg.approved_providers
-        assert approval.approved_scopes == []
-        assert approval.denied_scopes == ["products:read", "cart:read"]
-        assert client.agent_status().agent_status.value == "pending"
-        assert [a.client_id for a in svc.store.list_agents("pending")] == [reg.client_id]
+    agent = new_agent("pending")
+    svc = service_of(shop)
+    client = ATHClient(shop.url, agent.agent_id, agent.key)
+    client.discover()
+    reg = client.register(
+        developer=DEVELOPER,
+        providers=[{"provider_id": PROVIDER, "scopes": ["products:read", "cart:read"]}],
+    )
+    assert reg.agent_status.value == "pending"
+    (approval,) = reg.approved_providers
+    assert approval.approved_scopes == []
+    assert approval.denied_scopes == ["products:read", "cart:read"]
+    assert client.agent_status().agent_status.value == "pending"
+    assert [a.client_id for a in svc.store.list_agents("pending")] == [reg.client_id]
 
-        raw = httpx.post(f"{shop.url}/ath/authorize",
-                         json=authorize_body(agent, shop.url, reg.client_id))
-        body = error_of(raw, 403, "AGENT_UNAPPROVED")
-        assert body["details"] == {"agent_status": "pending"}
+    raw = httpx.post(
+        f"{shop.url}/ath/authorize", json=authorize_body(agent, shop.url, reg.client_id)
+    )
+    body = error_of(raw, 403, "AGENT_UNAPPROVED")
+    assert body["details"] == {"agent_status": "pending"}
 
-        assert svc.decide_agent(reg.client_id, "approved", reason="looks fine")
-        status = client.agent_status()
-        assert status.agent_status.value == "approved"
-        assert status.approved_providers[0].approved_scopes == ["products:read", "cart:read"]
+    assert svc.decide_agent(reg.client_id, "approved", reason="looks fine")
+    status = client.agent_status()
+    assert status.agent_status.value == "approved"
+    assert status.approved_providers[0].approved_scopes == ["products:read", "cart:read"]
 
-        auth = client.authorize(PROVIDER, ["products:read"])
-        consent(shop, auth.authorization_url)
-        token = client.exchange_token(auth.ath_session_id).access_token
-        assert client.request("GET", "/products").status_code == 200
+    auth = client.authorize(PROVIDER, ["products:read"])
+    consent(shop, auth.authorization_url)
+    token = client.exchange_token(auth.ath_session_id).access_token
+    assert client.request("GET", "/products").status_code == 200
 
-        assert svc.decide_agent(reg.client_id, "suspended", reason="abuse report")
-        error_of(api_get(shop, "/api/products", token, agent.agent_id), 401, "TOKEN_REVOKED")
-        with pytest.raises(errors.AgentUnapprovedError):
-            client.authorize(PROVIDER, ["products:read"])
-        decisions = [r for r in svc.store.list_audit(agent_id=agent.agent_id)
-                     if r.event == "agent.decision"]
-        assert [d.outcome for d in decisions] == ["suspended", "approved"]
-        client.close()
-    finally:
-        shop.server.stop()
+    assert svc.decide_agent(reg.client_id, "suspended", reason="abuse report")
+    error_of(api_get(shop, "/api/products", token, agent.agent_id), 401, "TOKEN_REVOKED")
+    with pytest.raises(errors.AgentUnapprovedError):
+        client.authorize(PROVIDER, ["products:read"])
+    decisions = [
+        r for r in svc.store.list_audit(agent_id=agent.agent_id) if r.event == "agent.decision"
+    ]
+    assert [d.outcome for d in decisions] == ["suspended", "approved"]
+    client.close()
 
 
 def test_denied_operator_decision_blocks_token_exchange(
@@ -316,19 +351,50 @@ def test_denied_operator_decision_blocks_token_exchange(
 ) -> None:
     """An agent denied between authorize and token cannot turn a consent into a token."""
     shop = pending_shop
+    agent = new_agent("flip")
+    svc = service_of(shop)
+    client = ATHClient(shop.url, agent.agent_id, agent.key)
+    reg = client.register(
+        developer=DEVELOPER, providers=[{"provider_id": PROVIDER, "scopes": ["products:read"]}]
+    )
+    svc.decide_agent(reg.client_id, "approved")
+    auth = client.authorize(PROVIDER, ["products:read"])
+    consent(shop, auth.authorization_url)
+    svc.decide_agent(reg.client_id, "denied")
+    with pytest.raises(errors.AgentUnapprovedError) as refused:
+        client.exchange_token(auth.ath_session_id)
+    assert refused.value.status == 403
+    client.close()
+
+
+def test_full_flow_on_postgresql(
+    tmp_path: Path, pg_url: str, new_agent: Callable[..., AgentIdentity]
+) -> None:
+    """The same flow with the PostgreSQL store: binding, single use, revocation all hold."""
+    shop = start_shop(tmp_path, database_url=pg_url)
     try:
-        agent = new_agent("flip")
-        svc = service_of(shop)
-        client = ATHClient(shop.url, agent.agent_id, agent.key)
-        reg = client.register(developer=DEVELOPER,
-                              providers=[{"provider_id": PROVIDER, "scopes": ["products:read"]}])
-        svc.decide_agent(reg.client_id, "approved")
-        auth = client.authorize(PROVIDER, ["products:read"])
+        agent = new_agent("pg")
+        client = registered_client(shop, agent)
+        auth = client.authorize(PROVIDER, ["products:read", "cart:write"])
         consent(shop, auth.authorization_url)
-        svc.decide_agent(reg.client_id, "denied")
-        with pytest.raises(errors.AgentUnapprovedError) as refused:
+        token = client.exchange_token(auth.ath_session_id)
+        assert token.effective_scopes == ["products:read", "cart:write"]
+        assert (
+            client.request("POST", "/cart/items", json={"product_id": "p-100"}).status_code == 201
+        )
+        with pytest.raises(errors.SessionAlreadyUsedError):
             client.exchange_token(auth.ath_session_id)
-        assert refused.value.status == 403
+        error_of(
+            api_get(shop, "/api/cart", token.access_token, agent.agent_id),
+            403,
+            "SCOPE_INSUFFICIENT",
+        )
+        client.revoke()
+        error_of(
+            api_get(shop, "/api/products", token.access_token, agent.agent_id), 401, "TOKEN_REVOKED"
+        )
+        events = [r.event for r in service_of(shop).store.list_audit(agent_id=agent.agent_id)]
+        assert events[:3] == ["token.revoke", "token.issue", "consent"]
         client.close()
     finally:
         shop.server.stop()

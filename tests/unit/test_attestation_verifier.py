@@ -276,9 +276,7 @@ def test_iat_and_exp_must_be_numbers(env: Env, agent: AgentIdentity, over: dict[
         (True, 600),
     ],
 )
-def test_iat_and_exp_must_be_finite(
-    env: Env, agent: AgentIdentity, iat: float, exp: float
-) -> None:
+def test_iat_and_exp_must_be_finite(env: Env, agent: AgentIdentity, iat: float, exp: float) -> None:
     now = int(env.clock.now)
     # JSON as Python writes it carries NaN/Infinity; a signed token can hold them.
     claims = claims_for(env, agent, iat=iat if iat is True else now + iat, exp=now + exp)

@@ -37,6 +37,8 @@ __all__ = [
     "ProviderMismatchError",
     "ProviderNotApprovedError",
     "RateLimitedError",
+    "ReauthorizationRequiredError",
+    "RouteNotMappedError",
     "RedirectUriMismatchError",
     "RequestValidationError",
     "ScopeInsufficientError",
@@ -48,6 +50,7 @@ __all__ = [
     "SessionNotFoundError",
     "SessionNotReadyError",
     "StateMismatchError",
+    "UpstreamUnavailableError",
     "TokenExpiredError",
     "TokenInvalidError",
     "TokenRevokedError",
@@ -282,6 +285,27 @@ class RateLimitedError(_CodedError):
 @_registered
 class ServiceUnavailableError(_CodedError):
     code = ErrorCode.SERVICE_UNAVAILABLE
+
+
+@_registered
+class RouteNotMappedError(_CodedError):
+    """Gateway: no scope rule of the provider covers this method and path."""
+
+    code = ErrorCode.ROUTE_NOT_MAPPED
+
+
+@_registered
+class UpstreamUnavailableError(_CodedError):
+    """Gateway: the provider's API could not be reached."""
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+@_registered
+class ReauthorizationRequiredError(_CodedError):
+    """Gateway: the user's grant at the provider is gone; run a new authorization."""
+
+    code = ErrorCode.REAUTHORIZATION_REQUIRED
 
 
 # -- client-side only -----------------------------------------------------------------------

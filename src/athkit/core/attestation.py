@@ -7,8 +7,9 @@ the base URL never comes from the request's Host header.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 from athkit.core.clock import Clock, to_datetime
@@ -43,6 +44,11 @@ def _key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
             raise ValueError("identity document has no keys")
         return load_public_jwk(match[0])
     return load_public_jwk(pk)
+
+
+def _finite_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number usable as a NumericDate: not a bool, not NaN/Infinity (NaN compares false)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class AttestationVerifier:
@@ -118,7 +124,7 @@ class AttestationVerifier:
         if expected_aud not in auds:
             raise _invalid("attestation aud is wrong for this endpoint", expected_aud=expected_aud)
         iat, exp, jti = claims.get("iat"), claims.get("exp"), claims.get("jti")
-        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+        if not _finite_number(iat) or not _finite_number(exp):
             raise _invalid("attestation must carry numeric iat and exp")
         if abs(now - iat) > self.skew:
             raise _invalid("attestation iat is outside the allowed clock window")
