@@ -14,49 +14,65 @@ from typing import Any, TypeVar
 from athkit.protocol.errors import ATHError, ErrorCode
 
 __all__ = [
-    "ERROR_CLASSES",
-    "INVALID_RESPONSE",
     "ATHError",
     "AgentAlreadyRegisteredError",
     "AgentIdentityMismatchError",
     "AgentNotRegisteredError",
     "AgentUnapprovedError",
     "ClientStateError",
+    "ConfirmationTimeoutError",
+    "CredentialAgentMismatchError",
+    "CredentialExpiredError",
+    "CredentialInvalidError",
+    "CredentialScopeExceededError",
     "DraftVersionWarning",
+    "ERROR_CLASSES",
+    "EncryptionErrorError",
+    "HandshakeExpiredError",
+    "HandshakeNotFoundError",
+    "HandshakeOutOfOrderError",
+    "HandshakeStaleError",
+    "INVALID_RESPONSE",
     "IdentityFetchFailedError",
     "InternalError",
     "InvalidAttestationError",
     "InvalidClientError",
     "InvalidCodeError",
     "InvalidRequestError",
+    "InvalidSignatureError",
+    "IpNotAllowedError",
+    "MessageReplayedError",
     "MethodNotAllowedError",
+    "NonceReplayedError",
     "NotFoundError",
     "OAuthError",
+    "OutsideAccessTimeError",
     "PayloadTooLargeError",
     "ProtocolViolation",
     "ProviderMismatchError",
     "ProviderNotApprovedError",
     "RateLimitedError",
     "ReauthorizationRequiredError",
-    "RouteNotMappedError",
     "RedirectUriMismatchError",
     "RequestValidationError",
+    "RouteNotMappedError",
     "ScopeInsufficientError",
     "ScopeNotApprovedError",
     "ServiceUnavailableError",
     "ServiceUnreachableError",
     "SessionAlreadyUsedError",
     "SessionExpiredError",
+    "SessionKeyExpiredError",
     "SessionNotFoundError",
     "SessionNotReadyError",
     "StateMismatchError",
-    "UpstreamUnavailableError",
     "TokenExpiredError",
     "TokenInvalidError",
     "TokenRevokedError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
     "UnsupportedVersionError",
+    "UpstreamUnavailableError",
     "UserDeniedError",
     "error_from_response",
     "parse_error_body",
@@ -306,6 +322,86 @@ class ReauthorizationRequiredError(_CodedError):
     """Gateway: the user's grant at the provider is gone; run a new authorization."""
 
     code = ErrorCode.REAUTHORIZATION_REQUIRED
+
+
+@_registered
+class InvalidSignatureError(_CodedError):
+    code = ErrorCode.INVALID_SIGNATURE
+
+
+@_registered
+class HandshakeStaleError(_CodedError):
+    code = ErrorCode.HANDSHAKE_STALE
+
+
+@_registered
+class NonceReplayedError(_CodedError):
+    code = ErrorCode.NONCE_REPLAYED
+
+
+@_registered
+class HandshakeNotFoundError(_CodedError):
+    code = ErrorCode.HANDSHAKE_NOT_FOUND
+
+
+@_registered
+class HandshakeOutOfOrderError(_CodedError):
+    code = ErrorCode.HANDSHAKE_OUT_OF_ORDER
+
+
+@_registered
+class HandshakeExpiredError(_CodedError):
+    code = ErrorCode.HANDSHAKE_EXPIRED
+
+
+@_registered
+class CredentialInvalidError(_CodedError):
+    code = ErrorCode.CREDENTIAL_INVALID
+
+
+@_registered
+class CredentialExpiredError(_CodedError):
+    code = ErrorCode.CREDENTIAL_EXPIRED
+
+
+@_registered
+class CredentialAgentMismatchError(_CodedError):
+    code = ErrorCode.CREDENTIAL_AGENT_MISMATCH
+
+
+@_registered
+class CredentialScopeExceededError(_CodedError):
+    code = ErrorCode.CREDENTIAL_SCOPE_EXCEEDED
+
+
+@_registered
+class ConfirmationTimeoutError(_CodedError):
+    code = ErrorCode.CONFIRMATION_TIMEOUT
+
+
+@_registered
+class IpNotAllowedError(_CodedError):
+    code = ErrorCode.IP_NOT_ALLOWED
+
+
+@_registered
+class OutsideAccessTimeError(_CodedError):
+    code = ErrorCode.OUTSIDE_ACCESS_TIME
+
+
+@_registered
+class EncryptionErrorError(_CodedError):
+    code = ErrorCode.ENCRYPTION_ERROR
+
+
+@_registered
+class MessageReplayedError(_CodedError):
+    code = ErrorCode.MESSAGE_REPLAYED
+
+
+@_registered
+class SessionKeyExpiredError(_CodedError):
+    code = ErrorCode.SESSION_KEY_EXPIRED
 
 
 # -- client-side only -----------------------------------------------------------------------
