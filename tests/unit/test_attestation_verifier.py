@@ -30,6 +30,7 @@ from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.db import Database
 from athkit.store.models import ReplayRow
 from athkit.store.repositories import Store
+from athkit.store.shared import SQLReplayCache
 from athkit.web.serving import BackgroundServer
 from tests.conftest import AgentIdentity
 
@@ -66,7 +67,7 @@ class Env:
 
     def make_verifier(self, **kw: Any) -> AttestationVerifier:
         kw.setdefault("base_url", BASE)
-        return AttestationVerifier(fetcher=self.fetcher, store=self.store, clock=self.clock, **kw)
+        return AttestationVerifier(fetcher=self.fetcher, replay=SQLReplayCache(self.store), clock=self.clock, **kw)
 
     def sign(self, agent: AgentIdentity, aud: str = BASE, **kw: Any) -> str:
         return sign_attestation(agent.key, agent.agent_id, aud, now=self.clock.now, **kw)

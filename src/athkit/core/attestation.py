@@ -19,7 +19,7 @@ from athkit.crypto.attestation import decode_unverified, verify_attestation_sign
 from athkit.crypto.keys import AnyKey, load_public_jwk
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
-from athkit.store.repositories import Store
+from athkit.store.shared import ReplayCache
 
 Endpoint = Literal["register", "authorize", "token", "status"]
 
@@ -59,14 +59,14 @@ class AttestationVerifier:
         *,
         base_url: str,
         fetcher: IdentityFetcher,
-        store: Store,
+        replay: ReplayCache,
         clock: Clock,
         skew: int = 300,
         max_lifetime: int = 3600,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.fetcher = fetcher
-        self.store = store
+        self.replay = replay
         self.clock = clock
         self.skew = skew
         self.max_lifetime = max_lifetime
@@ -135,5 +135,5 @@ class AttestationVerifier:
         if not isinstance(jti, str) or not 8 <= len(jti) <= 256:
             raise _invalid("attestation must carry a jti")
         key = hash_secret(f"{agent_id}\x00{jti}")
-        if not self.store.remember_once(key, to_datetime(exp), to_datetime(now)):
+        if not self.replay.remember_once(key, to_datetime(exp), to_datetime(now)):
             raise _invalid("attestation jti was already used (replay)")

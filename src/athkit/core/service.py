@@ -42,6 +42,13 @@ from athkit.protocol.scopes import intersect_scopes, is_valid_scope
 from athkit.store.db import Database, default_sqlite_url
 from athkit.store.models import AgentRow, AuditRow, SessionRow, TokenRow, UpstreamTokenRow
 from athkit.store.repositories import DuplicateError, Store
+from athkit.store.shared import (
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisShared,
+    ReplayCache,
+    SQLReplayCache,
+)
 
 MIN_STATE_LENGTH = 22  # 128 bits in base64url; hex states of 32 chars pass too (§5)
 
@@ -99,6 +106,22 @@ class CallbackOutcome:
     scopes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SharedState:
+    """The replay cache and rate limiter every node of a deployment must share."""
+
+    replay: ReplayCache
+    rate: RateLimiter
+
+
+def shared_state(settings: ATHSettings, store: Store) -> SharedState:
+    """Redis when ``redis_url`` is set (many nodes), else the database and process memory."""
+    if settings.redis_url:
+        redis_shared = RedisShared.from_url(settings.redis_url, settings.redis_prefix)
+        return SharedState(redis_shared, redis_shared)
+    return SharedState(SQLReplayCache(store), MemoryRateLimiter())
+
+
 def _client_auth_error() -> ATHError:
     return ATHError(ErrorCode.INVALID_CLIENT, "client authentication failed")
 
@@ -129,10 +152,11 @@ class ATHService:
             timeout=settings.identity_timeout,
             clock=clock,
         )
+        self.shared = shared_state(settings, self.store)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
             fetcher=self.fetcher,
-            store=self.store,
+            replay=self.shared.replay,
             clock=clock,
             skew=settings.clock_skew,
             max_lifetime=settings.attestation_max_lifetime,

@@ -30,6 +30,9 @@ class ATHSettings(BaseSettings):
     api_base_path: str = "/api"
     scopes: list[ScopeInfo] = Field(default_factory=list)
     database_url: str | None = None
+    #: Redis for the replay cache and rate limits shared by many nodes (``redis://host:6379/0``).
+    redis_url: str | None = None
+    redis_prefix: str = "athkit:"
     data_dir: Path = Path(".athkit")
     #: Allows http:// and loopback agent_id URLs. For local development and tests only.
     dev_mode: bool = False

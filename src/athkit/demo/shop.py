@@ -123,6 +123,8 @@ def create_shop_app(
     dev_mode: bool = False,
     password: str | None = None,
     clock: Clock = system_clock,
+    redis_url: str | None = None,
+    redis_prefix: str = "athkit:",
 ) -> FastAPI:
     """Build ATH Shop. ``dev_mode`` allows http/loopback agent identity URLs (local use only).
 
@@ -153,6 +155,8 @@ def create_shop_app(
         scopes=SHOP_SCOPES,
         data_dir=Path(data_dir),
         database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
         dev_mode=dev_mode,
         secure_cookies=public_url.startswith("https"),
         clock=clock,
