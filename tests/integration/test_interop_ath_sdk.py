@@ -30,6 +30,7 @@ def test_official_sdk_full_native_flow(shop: Shop, agent: AgentIdentity) -> None
         browser = HTTPBrowser("alice", shop.password)
         page = browser.open_consent(auth.authorization_url)
         assert page.preselected == ["products:read", "cart:write"]
+        assert page.blocked == ["orders:write"]  # refused by the shop in Phase A, shown greyed out
         done = browser.decide(approve=True, scopes=["products:read"])
         assert done.status_code == 200 and "Authorization complete" in done.text
 

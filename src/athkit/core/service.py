@@ -501,6 +501,15 @@ class ATHService:
         if agent is None:
             raise ATHError(ErrorCode.AGENT_NOT_REGISTERED, "agent no longer registered")
         approved = set(self._approved_scopes(agent, session.provider_id) or [])
+        # Also show what the agent asked for at registration but the service refused it, so the
+        # user sees the whole picture (§5: "whether the service approved it for this agent").
+        refused = [
+            s
+            for p in agent.approved_providers
+            if p.get("provider_id") == session.provider_id
+            for s in p.get("denied_scopes") or []
+            if s not in session.requested_scopes
+        ]
         return ConsentContext(
             session_id=session.session_id,
             oauth_state=session.oauth_state,
@@ -511,7 +520,7 @@ class ATHService:
             purpose=agent.purpose,
             scopes=[
                 ConsentScope(s, self.scope_description(session.provider_id, s), s in approved)
-                for s in session.requested_scopes
+                for s in [*session.requested_scopes, *refused]
             ],
             expires_at=iso(session.expires_at),
         )
