@@ -40,12 +40,14 @@ __all__ = [
     "InvalidCodeError",
     "InvalidRequestError",
     "InvalidSignatureError",
+    "LoginRequiredError",
     "IpNotAllowedError",
     "MessageReplayedError",
     "MethodNotAllowedError",
     "NonceReplayedError",
     "NotFoundError",
     "OAuthError",
+    "OperatorOnlyError",
     "OutsideAccessTimeError",
     "PayloadTooLargeError",
     "ProtocolViolation",
@@ -402,6 +404,16 @@ class MessageReplayedError(_CodedError):
 @_registered
 class SessionKeyExpiredError(_CodedError):
     code = ErrorCode.SESSION_KEY_EXPIRED
+
+
+@_registered
+class LoginRequiredError(_CodedError):
+    code = ErrorCode.LOGIN_REQUIRED
+
+
+@_registered
+class OperatorOnlyError(_CodedError):
+    code = ErrorCode.OPERATOR_ONLY
 
 
 # -- client-side only -----------------------------------------------------------------------

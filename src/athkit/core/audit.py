@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from athkit.core.clock import to_datetime
+from athkit.core.metrics import DECISIONS
 from athkit.store.models import AuditRow
 
 log = logging.getLogger("athkit.audit")
@@ -26,7 +27,8 @@ def audit_row(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditRow:
-    """Build an audit row and log it (never with secrets or tokens)."""
+    """Build an audit row, count it and log it (never with secrets or tokens)."""
+    DECISIONS.labels(event, outcome).inc()
     log.info(
         "%s %s agent=%s user=%s provider=%s effective=%s reason=%s",
         event,

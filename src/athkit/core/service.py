@@ -18,6 +18,7 @@ from athkit.core.attestation import AttestationVerifier
 from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, as_utc, iso, system_clock, to_datetime
 from athkit.core.identity import IdentityFetcher
+from athkit.core.metrics import TOKEN_CHECKS
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
 from athkit.core.settings import ATHSettings
@@ -798,12 +799,58 @@ class ATHService:
         required: Iterable[str] = (),
     ) -> TokenInfo:
         row = self.store.get_token(hash_secret(token)) if token else None
-        return check_token(
-            row,
-            now=to_datetime(self.clock()),
-            agent_header=agent_header,
-            provider_id=provider_id,
-            required=required,
+        try:
+            info = check_token(
+                row,
+                now=to_datetime(self.clock()),
+                agent_header=agent_header,
+                provider_id=provider_id,
+                required=required,
+            )
+        except ATHError as exc:
+            TOKEN_CHECKS.labels(exc.code_str).inc()
+            raise
+        TOKEN_CHECKS.labels("ok").inc()
+        return info
+
+    # -- the user's own channel (§8) ------------------------------------------------------
+
+    def user_grants(self, user_id: str) -> list[UserGrant]:
+        grants = []
+        names: dict[str, AgentRow | None] = {}
+        for t in self.store.live_tokens_for_user(user_id, to_datetime(self.clock())):
+            if t.client_id not in names:
+                names[t.client_id] = self.store.get_agent(t.client_id)
+            agent = names[t.client_id]
+            grants.append(
+                UserGrant(
+                    client_id=t.client_id,
+                    agent_name=agent.name if agent else t.agent_id,
+                    agent_id=t.agent_id,
+                    developer_name=agent.developer_name if agent else "",
+                    provider_id=t.provider_id,
+                    scopes=list(t.scopes),
+                    expires_at=iso(t.expires_at),
+                )
+            )
+        return grants
+
+    def revoke_for_user(self, user_id: str, client_id: str) -> int:
+        """The signed-in user withdraws an agent's access (all its live tokens for this user)."""
+        now = self.clock()
+        agent = self.store.get_agent(client_id)
+        return self.store.revoke_user_client_tokens(
+            user_id,
+            client_id,
+            to_datetime(now),
+            audit_row(
+                now,
+                "token.revoke",
+                "revoked_by_user",
+                agent_id=agent.agent_id if agent else None,
+                user_id=user_id,
+                details={"client_id": client_id},
+            ),
         )
 
     # -- §8 revoke ------------------------------------------------------------------------
@@ -832,6 +879,19 @@ class ATHService:
                 details={"actor": "agent", "client_id": agent.client_id},
             ),
         )
+
+
+@dataclass(frozen=True)
+class UserGrant:
+    """One agent's live access for a user, as the "my agents" page shows it."""
+
+    client_id: str
+    agent_name: str
+    agent_id: str
+    developer_name: str
+    provider_id: str
+    scopes: list[str]
+    expires_at: str
 
 
 def _append_query(url: str, params: dict[str, str]) -> str:

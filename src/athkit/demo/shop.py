@@ -46,6 +46,8 @@ PRODUCTS = [
 _PRODUCT_IDS = {p["id"] for p in PRODUCTS}
 
 DEMO_USER = "alice"
+#: The shop's operator account: may use the ATH operator console and read /ath/metrics.
+DEMO_OPERATOR = "admin"
 DEMO_PASSWORD_ENV = "ATHKIT_SHOP_PASSWORD"
 
 
@@ -138,7 +140,9 @@ def create_shop_app(
 
     app = FastAPI(title="ATH Shop", version="0.1", lifespan=lifespan)
     state = ShopState()
-    state.add_user(DEMO_USER, password or os.environ.get(DEMO_PASSWORD_ENV) or "wonderland")
+    shop_password = password or os.environ.get(DEMO_PASSWORD_ENV) or "wonderland"
+    state.add_user(DEMO_USER, shop_password)
+    state.add_user(DEMO_OPERATOR, shop_password)
     app.state.shop = state
 
     def current_user(request: Request) -> str | None:
@@ -147,6 +151,7 @@ def create_shop_app(
     ath = ATH(
         app,
         current_user=current_user,
+        operator=lambda request: current_user(request) == DEMO_OPERATOR,
         policy=policy or ApprovalPolicy(auto_approve=True, scope_rules={"orders:write": "trusted"}),
         public_url=public_url,
         app_id="com.ath-shop.ecommerce",

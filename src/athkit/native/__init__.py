@@ -24,6 +24,7 @@ from athkit.core.service import ATHService
 from athkit.core.settings import ATHSettings, ScopeInfo
 from athkit.core.tokens import TokenInfo
 from athkit.oauth.consent import CurrentUser, build_consent_router
+from athkit.web.console import IsOperator, build_console_router
 from athkit.web.deps import require_scopes
 from athkit.web.errors import install_error_handlers
 from athkit.web.proxy import NativeProxyMiddleware
@@ -36,7 +37,9 @@ class ATH:
     """Mounts ATH on ``app``: discovery, register, authorize + consent, callback, token, revoke.
 
     ``current_user(request)`` (sync or async) tells athkit who is signed in, or ``None``; the
-    consent page then redirects to ``settings.login_url`` with ``next=``. ``clock`` (seconds
+    consent page then redirects to ``settings.login_url`` with ``next=``. ``operator(request)``
+    says whether the signed-in person may use the operator console (``/ath/console/...``);
+    ``/ath/metrics`` answers operators or a bearer ``metrics_token``. ``clock`` (seconds
     since the epoch) is the service's time source; tests inject one to reach expiry exactly.
     """
 
@@ -50,6 +53,8 @@ class ATH:
         service: ATHService | None = None,
         scopes: Mapping[str, str] | None = None,
         clock: Clock = system_clock,
+        operator: IsOperator | None = None,
+        metrics_token: str | None = None,
         **settings_kwargs: Any,
     ) -> None:
         if service is None:
@@ -65,6 +70,7 @@ class ATH:
         app.state.athkit = service
         app.include_router(build_router())
         app.include_router(build_consent_router(current_user))
+        app.include_router(build_console_router(current_user, operator, metrics_token))
         install_error_handlers(app)
         app.add_middleware(NativeProxyMiddleware, api_base_path=self.settings.api_base_path)
 

@@ -229,6 +229,38 @@ class Store:
                 s.add(audit)
             return won
 
+    def live_tokens_for_user(self, user_id: str, now: datetime) -> Sequence[TokenRow]:
+        with self.db.transaction() as s:
+            q = (
+                select(TokenRow)
+                .where(
+                    TokenRow.user_id == user_id,
+                    TokenRow.revoked_at.is_(None),
+                    TokenRow.expires_at > now,
+                )
+                .order_by(TokenRow.created_at.desc())
+            )
+            return s.scalars(q).all()
+
+    def revoke_user_client_tokens(
+        self, user_id: str, client_id: str, now: datetime, audit: AuditRow
+    ) -> int:
+        """The user's own channel (§8): revoke every live token of one agent for this user."""
+        with self.db.transaction() as s:
+            res = s.execute(
+                update(TokenRow)
+                .where(
+                    TokenRow.user_id == user_id,
+                    TokenRow.client_id == client_id,
+                    TokenRow.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            count = int(res.rowcount)  # type: ignore[attr-defined]
+            if count:
+                s.add(audit)
+            return count
+
     # -- replay cache ---------------------------------------------------------------------
 
     def remember_once(self, key: str, expires_at: datetime, now: datetime) -> bool:
