@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from athkit import ATH_VERSION, __version__
+from athkit.cli.agent import agent_app
 from athkit.cli.gateway import gateway_app
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app = typer.Typer(
 agents_app = typer.Typer(help="Operator decisions on registered agents.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
 app.add_typer(gateway_app, name="gateway")
+app.add_typer(agent_app, name="agent")
 
 out = Console()
 err = Console(stderr=True)
@@ -103,10 +105,19 @@ def demo(
             help="Let a person sign in and consent in a real browser (waits up to 5 minutes).",
         ),
     ] = False,
+    gateway: Annotated[
+        bool,
+        typer.Option(
+            "--gateway",
+            help="Gateway mode: an ATH gateway in front of an OAuth API, with a local OpenID "
+            "provider upstream (needs Node.js >= 20 and npm; installs it on first use).",
+        ),
+    ] = False,
     data_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
-            "--data-dir", help="Keep the shop's data here (default: a temporary dir, removed)."
+            "--data-dir",
+            help="Keep the shop's (or gateway's) data here (default: a temporary dir, removed).",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
@@ -117,13 +128,19 @@ def demo(
 ) -> None:
     """Run the ATH Shop walkthrough against real local servers, every HTTP call shown.
 
+    With --gateway the same steps run through an ATH gateway in front of an OAuth API.
     Exits 0 only if every step (discovery, registration, authorization, consent, token,
     API calls, revocation) behaved as expected.
     """
+    if gateway and browser:
+        err.print("[red]--browser is not available with --gateway yet[/]")
+        raise typer.Exit(2)
     with server_extras("demo"):
         from athkit.cli.demo import DemoOptions, run_demo
 
-    options = DemoOptions(browser=browser, data_dir=data_dir, quiet=quiet, wait_seconds=wait)
+    options = DemoOptions(
+        browser=browser, gateway=gateway, data_dir=data_dir, quiet=quiet, wait_seconds=wait
+    )
     code = run_demo(options, out)
     raise typer.Exit(code)
 
