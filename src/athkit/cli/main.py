@@ -24,6 +24,7 @@ from rich.console import Console
 from athkit import ATH_VERSION, __version__
 from athkit.cli.agent import agent_app
 from athkit.cli.gateway import gateway_app
+from athkit.cli.user import user_app
 
 app = typer.Typer(
     name="athkit",
@@ -35,6 +36,7 @@ agents_app = typer.Typer(help="Operator decisions on registered agents.", no_arg
 app.add_typer(agents_app, name="agents")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(agent_app, name="agent")
+app.add_typer(user_app, name="user")
 
 out = Console()
 err = Console(stderr=True)
@@ -113,6 +115,14 @@ def demo(
             "provider upstream (needs Node.js >= 20 and npm; installs it on first use).",
         ),
     ] = False,
+    handshake: Annotated[
+        bool,
+        typer.Option(
+            "--handshake",
+            help="The 9-step trusted handshake (seed 003): DIDs, a user-signed credential, "
+            "out-of-band approval, an encrypted session.",
+        ),
+    ] = False,
     data_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -135,6 +145,14 @@ def demo(
     if gateway and browser:
         err.print("[red]--browser is not available with --gateway yet[/]")
         raise typer.Exit(2)
+    if handshake and (gateway or browser):
+        err.print("[red]--handshake runs on its own (the approval is done by the user's CLI)[/]")
+        raise typer.Exit(2)
+    if handshake:
+        with server_extras("demo"):
+            from athkit.cli.demo_handshake import run_handshake_demo
+
+            raise typer.Exit(run_handshake_demo(out, data_dir=data_dir, quiet=quiet))
     with server_extras("demo"):
         from athkit.cli.demo import DemoOptions, run_demo
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -18,7 +18,21 @@ from athkit.client._core import (
     RawResponse,
 )
 from athkit.client.errors import ServiceUnreachableError
+from athkit.client.handshake import (
+    DEFAULT_TTL,
+    DEFAULT_WAIT,
+    AsyncHandshakeSession,
+    HandshakeCore,
+    Observer,
+    PendingConfirmation,
+    SessionCore,
+    arun_handshake,
+    coerce_credential,
+    default_resolver,
+)
 from athkit.crypto import AgentKey
+from athkit.crypto.credentials import SignedCredential
+from athkit.crypto.did import DIDResolver
 from athkit.protocol.messages import (
     AgentStatusResponse,
     DeveloperInfo,
@@ -203,4 +217,41 @@ class AsyncATHClient(BaseATHClient):
             self._core.build_api_request(
                 method, url, json=json, params=params, headers=headers, provider_id=provider_id
             )
+        )
+
+    # -- the 9-step trusted handshake (PROTOCOL.md §10) ----------------------------------
+
+    async def handshake(
+        self,
+        scopes: Iterable[str],
+        credential: SignedCredential | Mapping[str, Any],
+        *,
+        ttl: int = DEFAULT_TTL,
+        context: Mapping[str, Any] | None = None,
+        wait: float = DEFAULT_WAIT,
+        client_did: str | None = None,
+        resolver: DIDResolver | None = None,
+        on_pending: Callable[[PendingConfirmation], None] | None = None,
+        observer: Observer | None = None,
+    ) -> AsyncHandshakeSession:
+        """``async`` twin of :meth:`ATHClient.handshake`.
+
+        ``on_pending`` and ``observer`` are plain callables run in the event loop: keep them
+        quick (e.g. hand the confirmation to a task).
+        """
+        core = HandshakeCore(self._core.base_url, self._core.key, client_did=client_did)
+        flow = core.flow(
+            list(scopes),
+            coerce_credential(credential),
+            ttl=ttl,
+            context=context,
+            wait=wait,
+            on_pending=on_pending,
+            observer=observer,
+        )
+        result = await arun_handshake(
+            self._http, core, flow, resolver or default_resolver(self._core.base_url)
+        )
+        return AsyncHandshakeSession(
+            self._http, SessionCore(result, self._core.api_base or self._core.base_url)
         )

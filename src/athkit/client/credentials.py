@@ -91,3 +91,91 @@ class CredentialStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+# -- user credentials for the 9-step handshake (PROTOCOL.md §10, step 0) ----------------------
+
+
+def default_user_credentials_path() -> Path:
+    """``$XDG_CONFIG_HOME/athkit/user_credentials.json`` (``~/.config`` when unset)."""
+    return default_credentials_path().with_name("user_credentials.json")
+
+
+class UserCredentialStore:
+    """The user-signed credentials an agent holds, per service: ``{base_url: [{credential,
+    signature}, ...]}``, mode 0600. Expired entries are dropped when the store is written."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_user_credentials_path()
+
+    def load(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            raw: Any = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{self.path}: expected a JSON object")
+        return {
+            str(url): [e for e in entries if isinstance(e, dict)]
+            for url, entries in raw.items()
+            if isinstance(entries, list)
+        }
+
+    def add(self, base_url: str, signed: Any, *, now: float | None = None) -> None:
+        """Store ``signed`` (a ``SignedCredential`` or its dict) for ``base_url``."""
+        entry = signed.to_dict() if hasattr(signed, "to_dict") else dict(signed)
+        entries = self.load()
+        key = base_url.rstrip("/")
+        entries[key] = [e for e in entries.get(key, []) if e != entry] + [entry]
+        self._write(entries, now)
+
+    def find(
+        self,
+        base_url: str,
+        *,
+        client_did: str | None = None,
+        scopes: list[str] | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any] | None:
+        """The unexpired credential for ``base_url`` (and ``client_did``) covering ``scopes``
+        that expires last; ``None`` when there is none."""
+        import time
+
+        t = time.time() if now is None else now
+        best: dict[str, Any] | None = None
+        for entry in self.load().get(base_url.rstrip("/"), []):
+            cred = entry.get("credential")
+            if not isinstance(cred, dict) or not isinstance(cred.get("expires_at"), int):
+                continue
+            if cred["expires_at"] <= t:
+                continue
+            if client_did is not None and cred.get("client_did") != client_did:
+                continue
+            if scopes is not None and not set(scopes) <= set(cred.get("scopes") or []):
+                continue
+            if best is None or cred["expires_at"] > best["credential"]["expires_at"]:
+                best = entry
+        return best
+
+    def _write(self, entries: dict[str, list[dict[str, Any]]], now: float | None) -> None:
+        import time
+
+        t = time.time() if now is None else now
+
+        def alive(e: dict[str, Any]) -> bool:
+            cred = e.get("credential")
+            return isinstance(cred, dict) and int(cred.get("expires_at") or 0) > t
+
+        data = {url: [e for e in es if alive(e)] for url, es in sorted(entries.items())}
+        data = {url: es for url, es in data.items() if es}
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".user-credentials-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -18,7 +18,21 @@ from athkit.client._core import (
     RawResponse,
 )
 from athkit.client.errors import ServiceUnreachableError
+from athkit.client.handshake import (
+    DEFAULT_TTL,
+    DEFAULT_WAIT,
+    HandshakeCore,
+    HandshakeSession,
+    Observer,
+    PendingConfirmation,
+    SessionCore,
+    coerce_credential,
+    default_resolver,
+    run_handshake,
+)
 from athkit.crypto import AgentKey
+from athkit.crypto.credentials import SignedCredential
+from athkit.crypto.did import DIDResolver
 from athkit.protocol.messages import (
     AgentStatusResponse,
     DeveloperInfo,
@@ -195,4 +209,42 @@ class ATHClient(BaseATHClient):
             self._core.build_api_request(
                 method, url, json=json, params=params, headers=headers, provider_id=provider_id
             )
+        )
+
+    # -- the 9-step trusted handshake (PROTOCOL.md §10) ----------------------------------
+
+    def handshake(
+        self,
+        scopes: Iterable[str],
+        credential: SignedCredential | Mapping[str, Any],
+        *,
+        ttl: int = DEFAULT_TTL,
+        context: Mapping[str, Any] | None = None,
+        wait: float = DEFAULT_WAIT,
+        client_did: str | None = None,
+        resolver: DIDResolver | None = None,
+        on_pending: Callable[[PendingConfirmation], None] | None = None,
+        observer: Observer | None = None,
+    ) -> HandshakeSession:
+        """Run steps 1–9 with the user's pre-signed ``credential``; an encrypted session.
+
+        The agent's DID is the ``did:key`` of its key unless ``client_did`` (a did:web) is
+        given. Waits at most ``wait`` seconds for the user's out-of-band answer (long-poll);
+        a denial raises ``UserDeniedError``, no answer ``ConfirmationTimeoutError``.
+        """
+        core = HandshakeCore(self._core.base_url, self._core.key, client_did=client_did)
+        flow = core.flow(
+            list(scopes),
+            coerce_credential(credential),
+            ttl=ttl,
+            context=context,
+            wait=wait,
+            on_pending=on_pending,
+            observer=observer,
+        )
+        result = run_handshake(
+            self._http, core, flow, resolver or default_resolver(self._core.base_url)
+        )
+        return HandshakeSession(
+            self._http, SessionCore(result, self._core.api_base or self._core.base_url)
         )
