@@ -2,15 +2,17 @@
 
 * ``oidc_factory.start(redirect_uris, access_token_ttl=60, *, resource=None,
   api_scopes="api:read api:write", client_id=None, client_secret=None,
-  rotate_refresh_tokens=False) -> OIDCProvider`` starts tests/oidc/provider.js (node
-  oidc-provider); several may run at once; all are stopped at teardown.
+  rotate_refresh_tokens=False) -> OIDCProvider`` starts the packaged provider
+  (athkit/demo/upstream/provider.js, node oidc-provider); several may run at once; all are
+  stopped at teardown.
 * ``resource_api_factory.start(issuer, resource) -> BackgroundServer`` serves
-  tests/gateway/resource_api.py on the host:port of ``resource`` (so pass
+  :mod:`athkit.demo.mail_api` on the host:port of ``resource`` (so pass
   ``provider.resource``); all are stopped at teardown.
 * ``complete_upstream_login(http, url, username="alice", approve=True)`` (from
-  tests.gateway.upstream) drives the provider's login + consent pages with plain HTTP.
+  athkit.demo.browser) drives the provider's login + consent pages with plain HTTP.
 
-Needs ``npm ci --prefix tests/oidc`` once (the fixtures fail with that hint otherwise).
+The provider's node modules are installed on first use (``npm ci`` into the user cache, see
+:mod:`athkit.demo.upstream`; ``python -m athkit.demo.upstream --install`` does it ahead).
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from athkit.web.serving import BackgroundServer
-from tests.gateway.resource_api import create_resource_api
-from tests.gateway.upstream import (
+from athkit.demo.browser import complete_upstream_login
+from athkit.demo.mail_api import create_resource_api
+from athkit.demo.upstream import (
     OIDCProvider,
     ProviderSetupError,
-    check_node_setup,
-    complete_upstream_login,
+    ensure_installed,
+    find_node,
     start_oidc_provider,
 )
+from athkit.web.serving import BackgroundServer
 
 __all__ = ["OIDCProvider", "complete_upstream_login"]
 
@@ -86,7 +89,9 @@ class ResourceAPIFactory:
 @pytest.fixture(scope="session")
 def _node_setup() -> str:
     try:
-        return check_node_setup()
+        node = find_node()
+        ensure_installed()
+        return node
     except ProviderSetupError as exc:
         pytest.fail(str(exc), pytrace=False)
 

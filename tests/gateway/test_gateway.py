@@ -19,14 +19,14 @@ import pytest
 from athkit.client import ATHClient
 from athkit.core.clock import system_clock
 from athkit.crypto.sealing import TokenSealer, new_key_spec
-from athkit.demo.browser import HTTPBrowser
+from athkit.demo.browser import HTTPBrowser, complete_upstream_login
+from athkit.demo.mail_api import download_bytes
+from athkit.demo.upstream import OIDCProvider
 from athkit.gateway.app import create_gateway_app
 from athkit.gateway.config import ConfigError, parse_config
 from athkit.gateway.service import GatewayService
 from athkit.web.serving import BackgroundServer, free_port
 from tests.conftest import AgentIdentity
-from tests.gateway.resource_api import download_bytes
-from tests.gateway.upstream import OIDCProvider, complete_upstream_login
 
 SECRET_ENV = "ATHKIT_TEST_MAIL_SECRET"
 DEVELOPER = {"name": "athkit demo team", "id": "dev-athkit-demo"}

@@ -13,8 +13,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.gateway.resource_api import download_bytes
-from tests.gateway.upstream import OIDCProvider, complete_upstream_login
+from athkit.demo.browser import complete_upstream_login
+from athkit.demo.mail_api import download_bytes
+from athkit.demo.upstream import OIDCProvider
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"  # never contacted: the helper stops before it
 SCOPE = "openid offline_access api:read api:write"

@@ -66,6 +66,10 @@ def serve(
     config: ConfigOpt = Path("gateway.toml"),
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    log_level: Annotated[
+        str,
+        typer.Option(help="uvicorn log level; 'warning' and above drop the access log."),
+    ] = "info",
 ) -> None:
     """Run the gateway with uvicorn in the foreground."""
     import uvicorn
@@ -80,7 +84,7 @@ def serve(
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     out.print(f"ATH gateway [bold]{cfg.gateway.gateway_id}[/] on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 @gateway_app.command("keygen")

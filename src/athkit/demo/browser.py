@@ -3,13 +3,17 @@
 ``athkit demo`` and the tests use it to walk the consent page exactly as a person would: follow
 the authorization URL, sign in at the shop's login page, tick or untick scopes and press a
 button. Cookies (login session, browser binding) persist in the httpx client like in a browser.
+
+In gateway mode the gateway's consent page leads on to the upstream provider's own sign-in and
+consent pages: :func:`complete_upstream_login` walks those (node oidc-provider's interaction
+pages, see :mod:`athkit.demo.upstream`) with the same client.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -30,9 +34,12 @@ class _FormParser(HTMLParser):
         super().__init__()
         self.forms: list[_Form] = []
         self.text: list[str] = []
+        self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
         if tag == "form":
             self.forms.append(_Form(a.get("action", ""), a.get("method", "get").lower()))
         elif not self.forms:
@@ -135,3 +142,70 @@ class HTTPBrowser:
                 return resp  # the agent's redirect: the agent, not the browser, reads it
             resp = self.http.get(nxt, headers={"Accept": "text/html"})
         return resp
+
+
+class UpstreamLoginError(RuntimeError):
+    """The provider's pages did not lead back to the client (error page, unknown form)."""
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def complete_upstream_login(
+    http: httpx.Client, url: str, username: str = "alice", approve: bool = True
+) -> httpx.Response:
+    """Drive the upstream provider's sign-in and consent pages, starting at ``url``.
+
+    ``url`` is the provider's authorization endpoint (with the client's query). Redirects
+    within the provider's origin are followed; the sign-in form gets ``username`` and any
+    password, the consent form is submitted. Returns the first response whose redirect leaves
+    the provider's origin (to the client's redirect_uri), without following it. With
+    ``approve=False`` the user signs in and then denies at the consent page (the provider's
+    ``/interaction/<uid>/abort`` link), giving ``error=access_denied``; when the provider asks
+    no consent (already granted) the success redirect comes back anyway. Cookies stay in
+    ``http``. Raises :class:`UpstreamLoginError` when a page is not one of these.
+    """
+    provider = _origin(url)
+    response = http.get(url, follow_redirects=False)
+    for _ in range(20):
+        if response.is_redirect:
+            target = urljoin(str(response.url), response.headers["location"])
+            if _origin(target) != provider:
+                return response
+            response = http.get(target, follow_redirects=False)
+            continue
+        if response.status_code != 200 or "html" not in response.headers.get("content-type", ""):
+            raise UpstreamLoginError(
+                f"provider answered {response.status_code} at {response.url}: "
+                f"{response.text[:2000]}"
+            )
+        parser = _FormParser()
+        parser.feed(response.text)
+        parser.close()
+        page = next(
+            (f for f in parser.forms if dict(f.fields).get("prompt") in ("login", "consent")),
+            None,
+        )
+        if page is None:
+            raise UpstreamLoginError(
+                f"no sign-in or consent form at {response.url}: {response.text[:2000]}"
+            )
+        page_url = str(response.url)
+        data = dict(page.fields)
+        if data["prompt"] == "consent" and not approve:
+            abort = next((u for u in parser.links if u.rstrip("/").endswith("/abort")), None)
+            if abort is None:
+                raise UpstreamLoginError(f"no abort link on the consent page at {page_url}")
+            response = http.get(urljoin(page_url, abort), follow_redirects=False)
+            continue
+        if data["prompt"] == "login":
+            data["login"] = username
+            data["password"] = "any-password"  # noqa: S105 - the local provider takes any
+        action = urljoin(page_url, page.action or page_url)
+        if page.method == "post":
+            response = http.post(action, data=data, follow_redirects=False)
+        else:
+            response = http.get(action, params=data, follow_redirects=False)
+    raise UpstreamLoginError(f"too many steps at the provider, last at {response.url}")

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from athkit.core.clock import Clock, system_clock
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.tokens import TokenInfo
-from athkit.native import ATH, require_scopes
+from athkit.native import ATH, HandshakePolicy, require_scopes
 from athkit.protocol.errors import ATHError, ErrorCode
 
 SHOP_SCOPES = {
@@ -36,6 +36,24 @@ SHOP_SCOPES = {
     "orders:read": "See your orders",
     "orders:write": "Place orders",
 }
+
+#: Scopes of the 9-step handshake (seed 003), offered through the handshake only.
+HANDSHAKE_SCOPES = {
+    "goods:read": "Look up goods and prices",
+    "order:create": "Create orders on your behalf",
+}
+
+
+def shop_handshake_policy(**overrides: Any) -> HandshakePolicy:
+    """ATH Shop's handshake policy: seed 003's two scopes, user confirmation, 100 calls/s."""
+    options: dict[str, Any] = {
+        "extra_scopes": HANDSHAKE_SCOPES,
+        "scopes": list(HANDSHAKE_SCOPES),
+        "rate_limit": "100/second",
+    }
+    options.update(overrides)
+    return HandshakePolicy(**options)
+
 
 PRODUCTS = [
     {"id": "p-100", "name": "Trail running shoes", "price_cents": 8900, "currency": "EUR"},
@@ -92,6 +110,10 @@ class CartItemIn(BaseModel):
     quantity: int = Field(1, ge=1, le=99)
 
 
+class OrderIn(BaseModel):
+    items: list[CartItemIn] = Field(min_length=1, max_length=50)
+
+
 LOGIN_COOKIE = "shop_session"
 
 
@@ -126,11 +148,13 @@ def create_shop_app(
     password: str | None = None,
     clock: Clock = system_clock,
     redis_url: str | None = None,
+    handshake: HandshakePolicy | None = None,
     redis_prefix: str = "athkit:",
 ) -> FastAPI:
     """Build ATH Shop. ``dev_mode`` allows http/loopback agent identity URLs (local use only).
 
     ``clock`` is ATH's time source (sessions, tokens, attestation windows); tests inject one.
+    ``handshake`` replaces the default 9-step handshake policy (:func:`shop_handshake_policy`).
     """
 
     @asynccontextmanager
@@ -165,6 +189,7 @@ def create_shop_app(
         dev_mode=dev_mode,
         secure_cookies=public_url.startswith("https"),
         clock=clock,
+        handshake=handshake or shop_handshake_policy(),
     )
     app.state.ath = ath
 
@@ -227,6 +252,28 @@ def create_shop_app(
             if not items:
                 raise ATHError(ErrorCode.INVALID_REQUEST, "cart is empty")
             order = {"id": "o-" + secrets.token_hex(4), "items": items, "status": "placed"}
+            state.orders.setdefault(t.user_id, []).append(order)
+        return order
+
+    # -- seed 003: the APIs behind the 9-step handshake -----------------------------------
+
+    @app.get("/api/goods")
+    def goods(_: TokenInfo = Depends(require_scopes("goods:read"))) -> dict[str, Any]:
+        return {"goods": PRODUCTS}
+
+    @app.post("/api/orders/create", status_code=201)
+    def create_order(
+        body: OrderIn, t: TokenInfo = Depends(require_scopes("order:create"))
+    ) -> dict[str, Any]:
+        unknown = [i.product_id for i in body.items if i.product_id not in _PRODUCT_IDS]
+        if unknown:
+            raise ATHError(ErrorCode.NOT_FOUND, "no such product", {"product_ids": unknown})
+        order = {
+            "id": "o-" + secrets.token_hex(4),
+            "items": [i.model_dump() for i in body.items],
+            "status": "placed",
+        }
+        with state.lock:
             state.orders.setdefault(t.user_id, []).append(order)
         return order
 

@@ -1,4 +1,5 @@
-// Test-only upstream OpenID provider for the athkit gateway tests.
+// Local upstream OpenID provider for `athkit demo --gateway` and the gateway tests. Never
+// expose it: any login name signs in with any password.
 //
 // Runs oidc-provider (pinned in package.json) on 127.0.0.1:$PORT with issuer
 // http://127.0.0.1:$PORT and one confidential client. Configured from env vars:

@@ -1,8 +1,10 @@
-"""A small, unchanged-by-us "real" resource API protected by the upstream OpenID provider.
+"""Example Mail: a small "real" resource API protected by the upstream OpenID provider.
 
-It accepts only JWT access tokens (RFC 9068, ``typ: at+jwt``) issued by ``issuer`` for
-``resource``: the signature is checked against the provider's JWKS (found through its
-discovery document), and ``iss``, ``aud``, ``exp`` and the route's scope are enforced.
+The API that ``athkit demo --gateway`` (and the gateway tests and ``bench/proxy.py``) put
+behind the gateway; it knows nothing about ATH. It accepts only JWT access tokens (RFC 9068,
+``typ: at+jwt``) issued by ``issuer`` for ``resource``: the signature is checked against the
+provider's JWKS (found through its discovery document), and ``iss``, ``aud``, ``exp`` and the
+route's scope are enforced.
 
 Routes (scope):
   GET    /v1/me                 (api:read)  -> {"sub", "scope", "client_id"}
@@ -95,12 +97,14 @@ def _b64json(segment: str) -> dict[str, Any]:
 
 
 def create_resource_api(issuer: str, resource: str) -> FastAPI:
-    app = FastAPI(title="test resource API")
+    app = FastAPI(title="Example Mail API")
     app.state.requests = []
     jwks = JWKSCache(issuer)
 
     @app.middleware("http")
-    async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+    async def record(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         app.state.requests.append(
             {
                 "method": request.method,
@@ -247,3 +251,30 @@ def create_resource_api(issuer: str, resource: str) -> FastAPI:
         return {"headers": combined, "raw": [[k, v] for k, v in request.headers.items()]}
 
     return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m athkit.demo.mail_api --issuer URL --resource URL``: serve on the resource's
+    host and port (a separate process, e.g. for ``bench/proxy.py``)."""
+    import argparse
+    from urllib.parse import urlsplit
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m athkit.demo.mail_api")
+    parser.add_argument("--issuer", required=True, help="the OpenID provider's issuer URL")
+    parser.add_argument("--resource", required=True, help="this API's URL (the tokens' aud)")
+    args = parser.parse_args(argv)
+    parts = urlsplit(args.resource)
+    app = create_resource_api(args.issuer, args.resource)
+    uvicorn.run(
+        app,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 80,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
