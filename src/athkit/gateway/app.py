@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
+from athkit.core.handshake import HandshakePolicy
 from athkit.crypto.sealing import TokenSealer
 from athkit.gateway.config import ConfigError, GatewayConfig
 from athkit.gateway.proxy import proxy_request
@@ -17,6 +18,7 @@ from athkit.gateway.service import GatewayService
 from athkit.oauth.consent import build_consent_router
 from athkit.store.repositories import Store
 from athkit.web.errors import install_error_handlers
+from athkit.web.handshake import mount_handshake
 from athkit.web.routes import build_router
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -41,8 +43,11 @@ def create_gateway_app(
     sealer: TokenSealer | None = None,
     store: Store | None = None,
     service: GatewayService | None = None,
+    handshake: HandshakePolicy | None = None,
 ) -> FastAPI:
-    """Build the gateway; configuration and upstream discovery problems raise at once."""
+    """Build the gateway; configuration and upstream discovery problems raise at once.
+
+    ``handshake`` mounts the 9-step handshake (docs/handshake.md) on the gateway."""
     if service is None:
         config.check_environment()
         service = GatewayService(config, sealer=sealer or sealer_from_env(config), store=store)
@@ -62,6 +67,8 @@ def create_gateway_app(
     app.include_router(build_router(service_discovery=False))
     app.include_router(build_consent_router(None))
     install_error_handlers(app)
+    if handshake is not None:
+        mount_handshake(app, svc, handshake)
 
     @app.get("/.well-known/ath.json")
     async def catalog() -> Response:

@@ -14,7 +14,6 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from athkit.core.tokens import require_scopes_of
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.deps import bearer_token
@@ -62,12 +61,9 @@ async def proxy_request(
     upstream_path = _raw_upstream_path(request, provider_id)
     token = bearer_token(request)
     agent_header = request.headers.get("x-ath-agent-id")
-    # Token, agent and provider first (§7 order), then the route map, then the scope.
-    info = await run_in_threadpool(
-        svc.validate, token, agent_header=agent_header, provider_id=provider_id
+    upstream_token = await run_in_threadpool(
+        svc.admit_proxy_call, token, agent_header, provider_id, request.method, upstream_path
     )
-    require_scopes_of(info, [svc.required_scope(provider_id, request.method, upstream_path)])
-    upstream_token = await run_in_threadpool(svc.upstream_access_token, info)
     cfg = svc.provider_config(provider_id)
     url = cfg.api_base + upstream_path
     query = request.scope.get("query_string", b"")

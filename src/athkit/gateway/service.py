@@ -17,7 +17,7 @@ from athkit.core.policy import ApprovalPolicy
 from athkit.core.secrets import hash_secret
 from athkit.core.service import ATHService, RedeemedCode
 from athkit.core.settings import ATHSettings
-from athkit.core.tokens import TokenInfo
+from athkit.core.tokens import TokenInfo, require_scopes_of
 from athkit.crypto.sealing import SealError, TokenSealer
 from athkit.gateway.config import GatewayConfig, ProviderConfig
 from athkit.gateway.upstream import UpstreamProvider, UpstreamTokens
@@ -201,6 +201,18 @@ class GatewayService(ATHService):
                 {"method": method, "path": path},
             )
         return scope
+
+    def admit_proxy_call(
+        self, token: str | None, agent_header: str | None, provider_id: str, method: str, path: str
+    ) -> str:
+        """All §7 checks of one proxied call, in order; returns the upstream access token.
+
+        Token, agent header and provider first, then the scope→route map, then the scope, and
+        only then the user's upstream token (refreshed if stale). One call, one thread hop.
+        """
+        info = self.validate(token, agent_header=agent_header, provider_id=provider_id)
+        require_scopes_of(info, [self.required_scope(provider_id, method, path)])
+        return self.upstream_access_token(info)
 
     def _lock_for(self, key: tuple[str, str, str]) -> threading.Lock:
         with self._locks_guard:
