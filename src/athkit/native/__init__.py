@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from athkit.core.clock import Clock, system_clock
+from athkit.core.handshake import HandshakePolicy, HandshakeService
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.service import ATHService
 from athkit.core.settings import ATHSettings, ScopeInfo
@@ -27,10 +28,19 @@ from athkit.oauth.consent import CurrentUser, build_consent_router
 from athkit.web.console import IsOperator, build_console_router
 from athkit.web.deps import require_scopes
 from athkit.web.errors import install_error_handlers
+from athkit.web.handshake import mount_handshake
 from athkit.web.proxy import NativeProxyMiddleware
 from athkit.web.routes import build_router
 
-__all__ = ["ATH", "ATHSettings", "ApprovalPolicy", "ScopeInfo", "TokenInfo", "require_scopes"]
+__all__ = [
+    "ATH",
+    "ATHSettings",
+    "ApprovalPolicy",
+    "HandshakePolicy",
+    "ScopeInfo",
+    "TokenInfo",
+    "require_scopes",
+]
 
 
 class ATH:
@@ -41,6 +51,7 @@ class ATH:
     says whether the signed-in person may use the operator console (``/ath/console/...``);
     ``/ath/metrics`` answers operators or a bearer ``metrics_token``. ``clock`` (seconds
     since the epoch) is the service's time source; tests inject one to reach expiry exactly.
+    ``handshake=HandshakePolicy(...)`` also mounts the 9-step handshake (docs/handshake.md).
     """
 
     def __init__(
@@ -55,6 +66,7 @@ class ATH:
         clock: Clock = system_clock,
         operator: IsOperator | None = None,
         metrics_token: str | None = None,
+        handshake: HandshakePolicy | None = None,
         **settings_kwargs: Any,
     ) -> None:
         if service is None:
@@ -73,6 +85,11 @@ class ATH:
         app.include_router(build_console_router(current_user, operator, metrics_token))
         install_error_handlers(app)
         app.add_middleware(NativeProxyMiddleware, api_base_path=self.settings.api_base_path)
+        self.handshake: HandshakeService | None = None
+        if handshake is not None:
+            self.handshake = mount_handshake(app, service, handshake, current_user)
 
     def close(self) -> None:
+        if self.handshake is not None:
+            self.handshake.close()
         self.service.close()

@@ -151,3 +151,87 @@ class AuditRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index("ix_ath_audit_agent_time", "agent_id", "timestamp"),)
+
+
+# -- the 9-step handshake (docs/handshake.md) ---------------------------------------------------
+
+
+class HandshakeRow(Base):
+    """One handshake, threaded by ``handshake_id`` through steps 1–9 (compare-and-set status)."""
+
+    __tablename__ = "ath_handshakes"
+
+    handshake_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(24))
+    client_did: Mapped[str] = mapped_column(String(2048))
+    client_pubkey: Mapped[dict[str, Any]] = mapped_column(JSON)
+    server_did: Mapped[str] = mapped_column(String(2048))
+    version: Mapped[str] = mapped_column(String(16))
+    nonce_a: Mapped[str] = mapped_column(String(128))
+    nonce_b: Mapped[str] = mapped_column(String(128))
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    requested_scopes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    requested_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    credentials: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    user_did: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    credential_scopes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    credential_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    scope_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ConfirmationRow(Base):
+    """Step 6–7: an out-of-band confirmation request and the user's signed answer."""
+
+    __tablename__ = "ath_confirmations"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    handshake_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    user_did: Mapped[str] = mapped_column(String(2048), index=True)
+    client_did: Mapped[str] = mapped_column(String(2048))
+    client_info: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_scopes: Mapped[list[Any]] = mapped_column(JSON)
+    approved_scopes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class HandshakeSessionRow(Base):
+    """Step 9: the session a handshake established. Keys are sealed at rest (AES-256-GCM)."""
+
+    __tablename__ = "ath_handshake_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    handshake_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_did: Mapped[str] = mapped_column(String(2048))
+    user_did: Mapped[str] = mapped_column(String(2048))
+    account: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    restrictions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed_keys: Mapped[str] = mapped_column(Text)
+    last_seq_c2s: Mapped[int] = mapped_column(BigInteger, default=0)
+    rate_window: Mapped[int] = mapped_column(BigInteger, default=0)
+    rate_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    token_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class UserKeyRow(Base):
+    """A user DID linked to an account of the host app (the key signs step 7 in the browser)."""
+
+    __tablename__ = "ath_user_keys"
+
+    user_did: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    account: Mapped[str] = mapped_column(String(512), index=True)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

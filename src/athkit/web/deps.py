@@ -8,10 +8,13 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from athkit.core.tokens import TokenInfo
+from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.routes import service_of
 
 #: Key in the ASGI scope's state where the proxy shape records the provider in the path.
 PROXY_PROVIDER_KEY = "ath_proxy_provider"
+#: Key in the ASGI scope's state where the handshake channel records the decrypted session.
+CHANNEL_SESSION_KEY = "ath_channel_session"
 
 
 def bearer_token(request: Request) -> str | None:
@@ -32,10 +35,30 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
 
     async def dependency(request: Request) -> TokenInfo:
         svc = service_of(request)
-        provider = request.scope.get("state", {}).get(PROXY_PROVIDER_KEY)
+        state = request.scope.get("state", {})
+        provider = state.get(PROXY_PROVIDER_KEY)
+        token = bearer_token(request)
+        channel = state.get(CHANNEL_SESSION_KEY)
+        hs = getattr(request.app.state, "athkit_handshake", None)
+        if hs is not None and token and hs.is_handshake_token(token):
+            # A handshake access token (docs/handshake.md): JWS, session, restrictions.
+            hinfo: TokenInfo = await run_in_threadpool(
+                lambda: hs.validate_token(
+                    token,
+                    agent_header=request.headers.get("x-ath-agent-id"),
+                    provider_id=provider,
+                    client_ip=request.client.host if request.client else None,
+                    channel_session=channel,
+                    required=needed,
+                )
+            )
+            request.state.ath = hinfo
+            return hinfo
+        if channel is not None:
+            raise ATHError(ErrorCode.TOKEN_INVALID, "an encrypted session needs its own token")
         info = await run_in_threadpool(
             svc.validate,
-            bearer_token(request),
+            token,
             agent_header=request.headers.get("x-ath-agent-id"),
             provider_id=provider or svc.settings.provider_id,
             required=needed,

@@ -37,6 +37,8 @@ def error_response(request: Request, err: ATHError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="ath", error="invalid_token"'
     if err.code_str == ErrorCode.SCOPE_INSUFFICIENT.value:
         headers["WWW-Authenticate"] = 'Bearer realm="ath", error="insufficient_scope"'
+    if err.code_str == ErrorCode.RATE_LIMITED.value and "retry_after" in err.details:
+        headers["Retry-After"] = str(int(err.details["retry_after"]))
     if wants_html(request):
         return templates.TemplateResponse(
             request,
