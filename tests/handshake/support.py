@@ -24,10 +24,12 @@ from athkit.crypto.channel import (
 )
 from athkit.crypto.credentials import (
     SignedCredential,
+    client_kex_object,
     client_proof_object,
     confirmation_response,
     issue,
     new_nonce,
+    server_kex_object,
     server_proof_object,
 )
 from athkit.crypto.did import did_key_from_jwk
@@ -117,6 +119,7 @@ class Flow:
                 hr["timestamp"],
             )
             assert verify_object(hr["server_pubkey"], proof, hr["signature"])
+            self.server_pubkey = hr["server_pubkey"]
         return r
 
     def step3(self, *, key: AgentKey | None = None, timestamp: int | None = None) -> httpx.Response:
@@ -156,11 +159,19 @@ class Flow:
         self.last = r
         return r
 
+    def kex_signature(self, epk: dict[str, Any], key: AgentKey | None = None) -> str:
+        """The agent's step-9 signature over its ephemeral key."""
+        obj = client_kex_object(self.handshake_id, self.agent.did, self.server_did, epk)
+        return sign_object(key or self.agent.key, obj)
+
     def step9(self) -> tuple[httpx.Response, SessionChannel | None]:
         eph = EphemeralKey()
         body = {
             "key_exchange_alg": KEY_EXCHANGE_ALG,
-            "key_exchange_params": {"epk": eph.public_jwk()},
+            "key_exchange_params": {
+                "epk": eph.public_jwk(),
+                "signature": self.kex_signature(eph.public_jwk()),
+            },
             "cipher_suite": CIPHER_SUITE,
         }
         r = self.http.post(f"{self.url}/ath/handshake/{self.handshake_id}/complete", json=body)
@@ -168,6 +179,15 @@ class Flow:
         if r.status_code != 200:
             return r, None
         done = r.json()
+        signed = server_kex_object(
+            self.handshake_id,
+            self.agent.did,
+            self.server_did,
+            eph.public_jwk(),
+            done["key_exchange_params"]["epk"],
+            done["session_id"],
+        )
+        assert verify_object(self.server_pubkey, signed, done["key_exchange_params"]["signature"])
         keys = derive_session_keys(
             eph.agree(done["key_exchange_params"]["epk"]),
             self.nonce_a,

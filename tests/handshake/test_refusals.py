@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from athkit.crypto.channel import EphemeralKey
 from athkit.crypto.credentials import confirmation_response, issue
 from athkit.crypto.signing import sign_object
 from tests.handshake.conftest import SCOPES, HSServer
@@ -247,12 +248,19 @@ def test_bad_key_exchange(server: HSServer, agent: Party, user: Party) -> None:
     assert f.to_pending(user, SCOPES).status_code == 202
     assert f.confirm(user, True, SCOPES).status_code == 200
     url = f"{server.url}/ath/handshake/{f.handshake_id}/complete"
+    bad_epk = {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}
     bad: dict[str, Any] = {
         "key_exchange_alg": "ECDH-P256",
-        "key_exchange_params": {"epk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}},
+        "key_exchange_params": {"epk": bad_epk, "signature": f.kex_signature(bad_epk)},
         "cipher_suite": "AES-256-GCM",
     }
     assert code(f.http.post(url, json=bad)) == (400, "INVALID_REQUEST")
     assert code(f.http.post(url, json={**bad, "cipher_suite": "NULL"})) == (400, "INVALID_REQUEST")
+    # An ephemeral key the agent did not sign (someone in between swapped it) is refused.
+    good_epk = EphemeralKey().public_jwk()
+    unsigned = {**bad, "key_exchange_params": {"epk": good_epk}}
+    assert code(f.http.post(url, json=unsigned)) == (401, "INVALID_SIGNATURE")
+    by_other = {**bad, "key_exchange_params": {"epk": good_epk, "signature": f.kex_signature(good_epk, Party.new().key)}}
+    assert code(f.http.post(url, json=by_other)) == (401, "INVALID_SIGNATURE")
     r, channel = f.step9()  # still possible with a good key
     assert r.status_code == 200 and channel is not None

@@ -17,6 +17,7 @@ from athkit.crypto.channel import EphemeralKey, SessionChannel, derive_session_k
 from athkit.crypto.credentials import (
     client_proof_object,
     new_nonce,
+    server_kex_object,
     server_proof_object,
     verify_credential,
 )
@@ -32,6 +33,8 @@ def _err(status: int, code: str, message: str = "refused") -> httpx.Response:
 @dataclass
 class FakeServer:
     mode: str = "ok"  # ok | bad_sig | wrong_pubkey | deny | timeout | auto | plain_api
+    #: Sign the step-9 key exchange with another key (an ephemeral key swapped in transit).
+    swap_kex: bool = False
     key: AgentKey = field(default_factory=AgentKey.generate)
     user_answer: dict[str, Any] | None = None
     polls: int = 0
@@ -170,7 +173,20 @@ class FakeServer:
             200,
             json={
                 "key_exchange_alg": "ECDH-P256",
-                "key_exchange_params": {"epk": eph.public_jwk()},
+                "key_exchange_params": {
+                    "epk": eph.public_jwk(),
+                    "signature": sign_object(
+                        AgentKey.generate() if self.swap_kex else self.key,
+                        server_kex_object(
+                            h["id"],
+                            h["client_did"],
+                            self.did,
+                            body["key_exchange_params"]["epk"],
+                            eph.public_jwk(),
+                            "ses_test",
+                        ),
+                    ),
+                },
                 "cipher_suite": "AES-256-GCM",
                 "access_token": "eyJ.test.token",
                 "token_type": "Bearer",

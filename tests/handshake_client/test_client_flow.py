@@ -80,6 +80,14 @@ def test_bad_server_signature_refused_before_identity_proof() -> None:
         assert server.seen_identity is False
 
 
+def test_substituted_server_key_exchange_is_refused() -> None:
+    # The step-9 ephemeral key signed by anyone but the server (a key swapped in transit).
+    server, client, cred = _setup("auto")
+    server.swap_kex = True
+    with pytest.raises(InvalidSignatureError, match="step-9"):
+        client.handshake(SCOPES, cred)
+
+
 def test_user_denies_and_timeout() -> None:
     server, client, cred = _setup("deny")
     with pytest.raises(UserDeniedError):

@@ -49,8 +49,10 @@ from athkit.crypto.channel import (
 from athkit.crypto.credentials import (
     MAX_SKEW,
     SignedCredential,
+    client_kex_object,
     client_proof_object,
     new_nonce,
+    server_kex_object,
     server_proof_object,
 )
 from athkit.crypto.did import DIDError, DIDResolver, did_key_from_jwk, same_public_key
@@ -352,9 +354,13 @@ class HandshakeCore:
         # -- step 9: key agreement ----------------------------------------------------------
         t9 = self.timer()
         eph = EphemeralKey()
+        kex = client_kex_object(handshake_id, self.client_did, server_did, eph.public_jwk())
         request9 = {
             "key_exchange_alg": KEY_EXCHANGE_ALG,
-            "key_exchange_params": {"epk": eph.public_jwk()},
+            "key_exchange_params": {
+                "epk": eph.public_jwk(),
+                "signature": sign_object(self.key, kex),
+            },
             "cipher_suite": CIPHER_SUITE,
         }
         note(9, "complete (agent epk)", request9)
@@ -367,6 +373,23 @@ class HandshakeCore:
             raise ProtocolViolation("server chose another key exchange or cipher suite")
         params = done.get("key_exchange_params")
         epk = params.get("epk") if isinstance(params, dict) else None
+        # The server signs both ephemeral keys: without that, whoever sits in between could
+        # substitute its own key and read the channel.
+        signed = server_kex_object(
+            handshake_id,
+            self.client_did,
+            server_did,
+            eph.public_jwk(),
+            epk if isinstance(epk, dict) else {},
+            str(done.get("session_id", "")),
+        )
+        if not isinstance(params, dict) or not verify_object(
+            named, signed, params.get("signature")
+        ):
+            raise InvalidSignatureError(
+                "the server's step-9 key exchange signature does not verify",
+                {"step": 9},
+            )
         try:
             shared = eph.agree(epk)
         except ChannelError as exc:

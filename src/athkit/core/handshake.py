@@ -44,8 +44,10 @@ from athkit.crypto.credentials import (
     CredentialError,
     SignedCredential,
     UserProofError,
+    client_kex_object,
     client_proof_object,
     confirmation_object,
+    server_kex_object,
     server_proof_object,
     user_key_link_object,
     verify_credential,
@@ -964,9 +966,23 @@ class HandshakeService:
         ttl = int(result.get("ttl_granted") or 0)
         if not granted or ttl <= 0:
             raise ATHError(ErrorCode.SCOPE_NOT_APPROVED, "no scope was granted by this handshake")
+        client_epk = req.key_exchange_params.get("epk")
+        kex_client = client_kex_object(
+            row.handshake_id,
+            row.client_did,
+            row.server_did,
+            client_epk if isinstance(client_epk, dict) else {},
+        )
+        if not verify_object(
+            row.client_pubkey, kex_client, req.key_exchange_params.get("signature")
+        ):
+            raise ATHError(
+                ErrorCode.INVALID_SIGNATURE,
+                "key_exchange_params.signature must be the agent's signature over its epk",
+            )
         ephemeral = EphemeralKey()
         try:
-            shared = ephemeral.agree(req.key_exchange_params.get("epk"))
+            shared = ephemeral.agree(client_epk)
         except ChannelError as exc:
             raise ATHError(ErrorCode.INVALID_REQUEST, exc.message) from exc
         k_c2s, k_s2c = derive_session_keys(
@@ -1035,7 +1051,20 @@ class HandshakeService:
             200,
             {
                 "key_exchange_alg": KEY_EXCHANGE_ALG,
-                "key_exchange_params": {"epk": ephemeral.public_jwk()},
+                "key_exchange_params": {
+                    "epk": ephemeral.public_jwk(),
+                    "signature": sign_object(
+                        self.identity.key,
+                        server_kex_object(
+                            row.handshake_id,
+                            row.client_did,
+                            row.server_did,
+                            kex_client["epk"],
+                            ephemeral.public_jwk(),
+                            session_id,
+                        ),
+                    ),
+                },
                 "cipher_suite": CIPHER_SUITE,
                 "access_token": token,
                 "token_type": "Bearer",

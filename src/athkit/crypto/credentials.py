@@ -235,6 +235,51 @@ def client_proof_object(
     )
 
 
+# -- step 9: the authenticated key exchange ---------------------------------------------------
+
+PURPOSE_KEX_CLIENT = "ath-handshake-kex-client"
+PURPOSE_KEX_SERVER = "ath-handshake-kex-server"
+
+
+def client_kex_object(
+    handshake_id: str, client_did: str, server_did: str, client_epk: dict[str, Any]
+) -> dict[str, Any]:
+    """What the agent signs in step 9: its ephemeral key, bound to this handshake."""
+    return {
+        "purpose": PURPOSE_KEX_CLIENT,
+        "handshake_id": handshake_id,
+        "client_did": client_did,
+        "server_did": server_did,
+        "epk": _epk(client_epk),
+    }
+
+
+def server_kex_object(
+    handshake_id: str,
+    client_did: str,
+    server_did: str,
+    client_epk: dict[str, Any],
+    server_epk: dict[str, Any],
+    session_id: str,
+) -> dict[str, Any]:
+    """What the server signs in step 9: both ephemeral keys and the session, so that nobody in
+    between can substitute either key (the ECDH itself is unauthenticated)."""
+    return {
+        "purpose": PURPOSE_KEX_SERVER,
+        "handshake_id": handshake_id,
+        "client_did": client_did,
+        "server_did": server_did,
+        "client_epk": _epk(client_epk),
+        "server_epk": _epk(server_epk),
+        "session_id": session_id,
+    }
+
+
+def _epk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """The public members of an EC JWK, the only part that is signed."""
+    return {k: jwk[k] for k in ("kty", "crv", "x", "y") if k in jwk}
+
+
 # -- step 7: the user's confirmation ----------------------------------------------------------
 
 
