@@ -8,7 +8,6 @@ after. The upstream provider and Example Mail run as usual (node, and a thread o
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,6 @@ from athkit.demo.upstream import OIDCProvider
 from athkit.web.serving import free_port
 from tests.conftest import AgentIdentity
 from tests.gateway.test_gateway import connect
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 SIZE = 50 * 1024 * 1024
 LIMIT_KIB = 20 * 1024

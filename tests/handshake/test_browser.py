@@ -13,19 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from athkit.crypto.did import jwk_from_did_key
 from tests.handshake.conftest import SCOPES, HSServer
 from tests.handshake.support import Flow, Party, Session
 
-sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
+    """Debian's chromium driven by Playwright (``.ci/run`` installs both)."""
+    assert CHROMIUM, "install Debian's chromium: apt-get install -y chromium"
+    with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,

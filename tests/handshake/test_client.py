@@ -7,12 +7,11 @@ import asyncio
 import httpx
 import pytest
 
+from athkit.client import AsyncATHClient, ATHClient
 from athkit.client.errors import UserDeniedError
 from athkit.crypto.credentials import confirmation_response, issue
 from tests.handshake.conftest import SCOPES, HSServer
 from tests.handshake.support import Party
-
-client_mod = pytest.importorskip("athkit.client")
 
 
 def approver(server: HSServer, user: Party, agent: Party, scopes: list[str], approve: bool = True):  # type: ignore[no-untyped-def]
@@ -34,7 +33,7 @@ def approver(server: HSServer, user: Party, agent: Party, scopes: list[str], app
 
 def test_sdk_handshake_sync(server: HSServer, agent: Party, user: Party) -> None:
     cred = issue(user.key, agent.did, SCOPES, 7200)
-    with client_mod.ATHClient(server.url, agent.did, agent.key) as client:
+    with ATHClient(server.url, agent.did, agent.key) as client:
         session = client.handshake(
             SCOPES,
             cred,
@@ -55,7 +54,7 @@ def test_sdk_handshake_denied(server: HSServer, agent: Party, user: Party) -> No
     cred = issue(user.key, agent.did, SCOPES, 7200)
     deny = approver(server, user, agent, [], approve=False)
     with (
-        client_mod.ATHClient(server.url, agent.did, agent.key) as client,
+        ATHClient(server.url, agent.did, agent.key) as client,
         pytest.raises(UserDeniedError),
     ):
         client.handshake(SCOPES, cred, on_pending=deny, wait=20)
@@ -65,7 +64,7 @@ def test_sdk_handshake_async(server: HSServer, agent: Party, user: Party) -> Non
     cred = issue(user.key, agent.did, ["goods:read"], 7200)
 
     async def main() -> None:
-        async with client_mod.AsyncATHClient(server.url, agent.did, agent.key) as client:
+        async with AsyncATHClient(server.url, agent.did, agent.key) as client:
             session = await client.handshake(
                 ["goods:read"],
                 cred,
