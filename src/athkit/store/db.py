@@ -22,21 +22,27 @@ _MIGRATIONS = str(Path(__file__).parent / "migrations")
 _migrate_lock = threading.Lock()
 
 
-def default_sqlite_url(data_dir: str | Path) -> str:
+def default_sqlite_url(data_dir: str | Path, filename: str = "athkit.db") -> str:
     path = Path(data_dir).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path / 'athkit.db'}"
+    return f"sqlite:///{path / filename}"
 
 
-def alembic_config(connection: Any = None) -> Config:
+def alembic_config(connection: Any = None, script_location: str = _MIGRATIONS) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", _MIGRATIONS)
+    cfg.set_main_option("script_location", script_location)
     cfg.attributes["connection"] = connection
     return cfg
 
 
 class Database:
-    """One engine plus a session factory; every repository call is one transaction."""
+    """One engine plus a session factory; every repository call is one transaction.
+
+    ``MIGRATIONS`` is the Alembic script directory this database is upgraded with (the
+    registry, which keeps its own schema, subclasses with its own).
+    """
+
+    MIGRATIONS = _MIGRATIONS
 
     def __init__(self, url: str, *, migrate: bool = True, echo: bool = False) -> None:
         self.url = url
@@ -57,7 +63,7 @@ class Database:
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""
         with _migrate_lock, self.engine.begin() as conn:
-            command.upgrade(alembic_config(conn), "head")
+            command.upgrade(alembic_config(conn, self.MIGRATIONS), "head")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

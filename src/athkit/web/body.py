@@ -8,7 +8,7 @@ Each failure maps to its own ATH error: 413 ``PAYLOAD_TOO_LARGE``, 415
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -39,7 +39,8 @@ def _too_large(limit: int) -> ATHError:
     return ATHError(ErrorCode.PAYLOAD_TOO_LARGE, "request body is too large", {"limit": limit})
 
 
-async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The body as a JSON object: media type, size limit, syntax and top-level type checked."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise ATHError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
@@ -51,6 +52,12 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         raise ATHError(ErrorCode.INVALID_REQUEST, "request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ATHError(ErrorCode.INVALID_REQUEST, "request body must be a JSON object")
+    return data
+
+
+async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+    """The body validated into ``model`` (422 ``VALIDATION_ERROR`` with the failing fields)."""
+    data = await read_json_object(request, max_bytes)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

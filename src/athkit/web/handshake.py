@@ -11,7 +11,6 @@ signing with WebCrypto in the browser (``/ath/static/handshake.js``).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from athkit.core.handshake import MAX_WAIT, HandshakeService
 from athkit.oauth.consent import CurrentUser, resolve_user
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.web.body import read_body
+from athkit.web.body import read_json_object
 from athkit.web.errors import templates
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -46,20 +45,6 @@ def handshake_of(request: Request) -> HandshakeService:
     if not isinstance(hs, HandshakeService):
         raise ATHError(ErrorCode.NOT_FOUND, "the handshake is not enabled on this service")
     return hs
-
-
-async def read_json_object(request: Request, limit: int) -> Any:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        raise ATHError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-    raw = await read_body(request, limit)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ATHError(ErrorCode.INVALID_REQUEST, "request body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise ATHError(ErrorCode.INVALID_REQUEST, "request body must be a JSON object")
-    return data
 
 
 def _client_ip(request: Request) -> str | None:
