@@ -110,3 +110,11 @@ def test_operator_approves_a_pending_agent_in_the_console(
         assert httpx.get(f"{shop.url}/ath/metrics").json()["code"] == "OPERATOR_ONLY"
     finally:
         shop.server.stop()
+
+
+def test_consent_form_posted_without_sign_in_is_refused(shop: Shop) -> None:
+    resp = httpx.post(
+        f"{shop.url}/ath/oauth/authorize",
+        data={"state": "x" * 43, "csrf": "y", "decision": "approve", "scope": "products:read"},
+    )
+    assert resp.status_code == 401 and resp.json()["code"] == "LOGIN_REQUIRED"

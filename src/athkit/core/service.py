@@ -628,7 +628,7 @@ class ATHService:
     ) -> str:
         """Native mode: issue a one-time authorization code to our own callback."""
         if user_id is None:
-            raise ATHError(ErrorCode.USER_DENIED, "sign in to decide on this authorization")
+            raise ATHError(ErrorCode.LOGIN_REQUIRED, "sign in to decide on this authorization")
         code = new_secret("", 32)
         won = self.store.transition_session(
             session.session_id,

@@ -91,7 +91,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
         form = await request.form(max_files=0, max_fields=100)
         user = await user_of(request)
         if user is None and current_user is not None:
-            raise ATHError(ErrorCode.USER_DENIED, "sign in to decide on this authorization")
+            raise ATHError(ErrorCode.LOGIN_REQUIRED, "sign in to decide on this authorization")
         state = str(form.get("state") or "")
         session = await run_in_threadpool(svc.store.get_session_by_oauth_state, state)
         if session is None:
