@@ -15,6 +15,7 @@ from athkit.crypto.sealing import TokenSealer
 from athkit.gateway.config import ConfigError, GatewayConfig
 from athkit.gateway.proxy import proxy_request
 from athkit.gateway.service import GatewayService
+from athkit.gateway.users import SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
 from athkit.store.repositories import Store
 from athkit.web.errors import install_error_handlers
@@ -67,8 +68,14 @@ def create_gateway_app(
     app.include_router(build_router(service_discovery=False))
     app.include_router(build_consent_router(None))
     install_error_handlers(app)
+    if handshake is None and config.handshake is not None:
+        handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:
-        mount_handshake(app, svc, handshake)
+        # The user pages need to know who the user is: sign-in with a provider (gateway/users.py).
+        users = GatewayUsers(svc)
+        svc.settings.login_url = SIGNIN_PATH
+        app.include_router(users.router())
+        mount_handshake(app, svc, handshake, current_user=users.current_user)
 
     @app.get("/.well-known/ath.json")
     async def catalog() -> Response:

@@ -127,10 +127,29 @@ class GatewaySection(_Strict):
         return v.rstrip("/")
 
 
+class HandshakeConfig(_Strict):
+    """``[handshake]``: enables the 9-step handshake on the gateway (docs/handshake.md).
+
+    Users sign in at the gateway with one of the providers to link their key and confirm
+    requests; register ``{public_url}/ath/user/callback`` as a redirect URI too.
+    """
+
+    require_user_confirmation: bool = True
+    token_max_ttl: int = Field(3600, ge=60, le=3600)
+    confirmation_ttl: int = Field(300, ge=30, le=3600)
+    ip_whitelist: list[str] | None = None
+    rate_limit: str | None = None
+    access_time: str | None = None
+    timezone: str = "UTC"
+    webhook_url: str | None = None
+    require_encryption: bool = False
+
+
 class GatewayConfig(_Strict):
     gateway: GatewaySection
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     providers: list[ProviderConfig]
+    handshake: HandshakeConfig | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> GatewayConfig:

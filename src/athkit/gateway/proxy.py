@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.web.deps import bearer_token
+from athkit.web.deps import CHANNEL_SESSION_KEY, bearer_token
 
 HOP_BY_HOP = frozenset(
     {
@@ -33,7 +33,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 #: Request headers that identify the agent to the gateway and must not reach the provider.
-AGENT_ONLY = frozenset({"authorization", "x-ath-agent-id", "cookie", "host", "content-length"})
+AGENT_ONLY = frozenset(
+    {"authorization", "x-ath-agent-id", "x-ath-session", "cookie", "host", "content-length"}
+)
 
 
 def _connection_tokens(headers: httpx.Headers | dict[str, str]) -> set[str]:
@@ -61,9 +63,25 @@ async def proxy_request(
     upstream_path = _raw_upstream_path(request, provider_id)
     token = bearer_token(request)
     agent_header = request.headers.get("x-ath-agent-id")
-    upstream_token = await run_in_threadpool(
-        svc.admit_proxy_call, token, agent_header, provider_id, request.method, upstream_path
-    )
+    hs = getattr(request.app.state, "athkit_handshake", None)
+    if hs is not None and token and hs.is_handshake_token(token):
+        channel = request.scope.get("state", {}).get(CHANNEL_SESSION_KEY)
+
+        def admit() -> str:
+            info = hs.validate_token(
+                token,
+                agent_header=agent_header,
+                provider_id=None,
+                client_ip=request.client.host if request.client else None,
+                channel_session=channel,
+            )
+            return svc.admit_handshake_call(info, provider_id, request.method, upstream_path)
+
+        upstream_token = await run_in_threadpool(admit)
+    else:
+        upstream_token = await run_in_threadpool(
+            svc.admit_proxy_call, token, agent_header, provider_id, request.method, upstream_path
+        )
     cfg = svc.provider_config(provider_id)
     url = cfg.api_base + upstream_path
     query = request.scope.get("query_string", b"")

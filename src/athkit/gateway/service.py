@@ -27,6 +27,10 @@ from athkit.store.db import Database, default_sqlite_url
 from athkit.store.models import AuditRow, SessionRow, UpstreamTokenRow
 from athkit.store.repositories import Store
 
+#: The "client" under which a user's own sign-in grant is kept (gateway user pages and the
+#: handshake sessions that user confirms), beside the grants kept per registered agent.
+USER_GRANT_CLIENT = "ath:user-sign-in"
+
 
 def _owner(client_id: str, user_id: str, provider_id: str) -> str:
     """Associated data that binds a sealed token to its row."""
@@ -213,6 +217,48 @@ class GatewayService(ATHService):
         info = self.validate(token, agent_header=agent_header, provider_id=provider_id)
         require_scopes_of(info, [self.required_scope(provider_id, method, path)])
         return self.upstream_access_token(info)
+
+    def admit_handshake_call(
+        self, info: TokenInfo, provider_id: str, method: str, path: str
+    ) -> str:
+        """A proxied call with a handshake token (already validated by the handshake service).
+
+        The session's user signed in at ``provider_id`` (account ``"<provider>:<sub>"``); the call
+        must name that provider, pass the route map and the session's scopes, and then goes out
+        with the user's own sign-in grant.
+        """
+        provider, _, sub = info.user_id.partition(":")
+        if provider != provider_id or not sub:
+            raise ATHError(
+                ErrorCode.PROVIDER_MISMATCH,
+                "this handshake session's user signed in at another provider",
+                {"requested_provider": provider_id},
+            )
+        require_scopes_of(info, [self.required_scope(provider_id, method, path)])
+        grant = TokenInfo(
+            client_id=USER_GRANT_CLIENT,
+            agent_id=info.agent_id,
+            user_id=sub,
+            provider_id=provider_id,
+            scopes=info.scopes,
+            expires_at=info.expires_at,
+        )
+        return self.upstream_access_token(grant)
+
+    def sign_in_user(self, provider_id: str, code: str, verifier: str, redirect_uri: str) -> str:
+        """Finish a user's sign-in at a provider: keep the grant (sealed), return the ``sub``."""
+        upstream = self.providers[self.provider_config(provider_id).provider_id]
+        tokens = upstream.exchange_code(
+            code=code, code_verifier=verifier, redirect_uri=redirect_uri
+        )
+        sub = upstream.identify(tokens)
+        self.store.save_upstream_token(
+            self._sealed_row(USER_GRANT_CLIENT, sub, provider_id, tokens)
+        )
+        self.store.add_audit(
+            audit_row(self.clock(), "user.sign_in", "ok", user_id=sub, provider_id=provider_id)
+        )
+        return sub
 
     def _lock_for(self, key: tuple[str, str, str]) -> threading.Lock:
         with self._locks_guard:
