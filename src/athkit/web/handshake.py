@@ -17,10 +17,20 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from athkit.core.handshake import MAX_WAIT, HandshakeService
+from athkit.core.handshake import (
+    MAX_WAIT,
+    CompleteBody,
+    ConfirmationResponseBody,
+    HandshakeRequestBody,
+    HandshakeService,
+    IdentityProofBody,
+    KeyLinkBody,
+    ScopeRequestBody,
+)
 from athkit.oauth.consent import CurrentUser, resolve_user
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.body import read_json_object
@@ -60,6 +70,12 @@ def _same_origin(request: Request, public_url: str) -> bool:
     return origin.rstrip("/") == f"{p.scheme}://{p.netloc}"
 
 
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI request body for a route that reads its JSON itself (strict 4xx errors)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
     """The handshake routes. ``current_user=None`` (gateway): no pages; the CLI and the
     webhook answer confirmations."""
@@ -94,21 +110,23 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
 
     # -- the agent's steps --------------------------------------------------------------------
 
-    @router.post("/ath/handshake", status_code=201)
+    @router.post("/ath/handshake", status_code=201, openapi_extra=json_body(HandshakeRequestBody))
     async def step1(request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
         res = await run_in_threadpool(hs.start, data, _client_ip(request))
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
-    @router.post("/ath/handshake/{handshake_id}/identity")
+    @router.post(
+        "/ath/handshake/{handshake_id}/identity", openapi_extra=json_body(IdentityProofBody)
+    )
     async def step3(handshake_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
         res = await run_in_threadpool(hs.identify, handshake_id, data)
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
-    @router.post("/ath/handshake/{handshake_id}/scope")
+    @router.post("/ath/handshake/{handshake_id}/scope", openapi_extra=json_body(ScopeRequestBody))
     async def step5(handshake_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
@@ -128,7 +146,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
             await asyncio.sleep(0.2)
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
-    @router.post("/ath/handshake/{handshake_id}/complete")
+    @router.post("/ath/handshake/{handshake_id}/complete", openapi_extra=json_body(CompleteBody))
     async def step9(handshake_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
@@ -152,7 +170,9 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
         items = await run_in_threadpool(hs.pending_for, dids)
         return JSONResponse({"confirmations": items}, headers=NO_STORE)
 
-    @router.post("/ath/confirmations/{request_id}")
+    @router.post(
+        "/ath/confirmations/{request_id}", openapi_extra=json_body(ConfirmationResponseBody)
+    )
     async def answer(request_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
@@ -208,7 +228,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
             headers=PAGE_HEADERS,
         )
 
-    @router.post("/ath/user/keys")
+    @router.post("/ath/user/keys", openapi_extra=json_body(KeyLinkBody))
     async def link_key(request: Request) -> Response:
         hs = handshake_of(request)
         account = await user_of(request)
