@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,8 @@ from athkit.store.models import (
     UpstreamTokenRow,
 )
 
+_Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
+
 
 class DuplicateError(Exception):
     """A unique key already exists (e.g. the same agent_id registered twice)."""
@@ -33,6 +35,14 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def _read_one(self, model: type[_Row], **equals: Any) -> _Row | None:
+        """A read on a hot path: one Core SELECT, no ORM session and no commit (a detached row)."""
+        table = model.__table__
+        query = select(table).where(*(table.c[k] == v for k, v in equals.items()))
+        with self.db.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return model(**row) if row is not None else None
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -156,8 +166,10 @@ class Store:
     def get_upstream_token(
         self, client_id: str, user_id: str, provider_id: str
     ) -> UpstreamTokenRow | None:
-        with self.db.transaction() as s:
-            return s.get(UpstreamTokenRow, (client_id, user_id, provider_id))
+        """On every proxied call."""
+        return self._read_one(
+            UpstreamTokenRow, client_id=client_id, user_id=user_id, provider_id=provider_id
+        )
 
     def save_upstream_token(self, row: UpstreamTokenRow) -> None:
         with self.db.transaction() as s:
@@ -205,12 +217,8 @@ class Store:
             return True
 
     def get_token(self, token_hash: str) -> TokenRow | None:
-        """Hot path of every API call: a plain Core SELECT, no ORM session, no commit."""
-        table = TokenRow.__table__
-        with self.db.engine.connect() as conn:
-            found = conn.execute(select(table).where(table.c.token_hash == token_hash))
-            row = found.mappings().first()
-        return TokenRow(**row) if row is not None else None
+        """Hot path of every API call."""
+        return self._read_one(TokenRow, token_hash=token_hash)
 
     def revoke_token(self, token_hash: str, client_id: str, now: datetime, audit: AuditRow) -> bool:
         """Revoke a token owned by ``client_id``; False when no such live token."""
