@@ -75,6 +75,13 @@ class Database:
         self.engine.dispose()
 
 
+def update_one(session: Session, statement: Any) -> bool:
+    """Run an UPDATE and say whether it changed exactly one row: the compare-and-set step of
+    every state transition (the row matched its expected state, so this call won)."""
+    result = session.execute(statement)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from athkit.store.db import update_one
 from athkit.store.models import (
     AuditRow,
     ConfirmationRow,
@@ -80,12 +81,12 @@ class HandshakeStore:
         transaction; True when this call won."""
         statuses = [expected] if isinstance(expected, str) else list(expected)
         with self.db.transaction() as s:
-            res = s.execute(
+            if not update_one(
+                s,
                 update(HandshakeRow)
                 .where(HandshakeRow.handshake_id == handshake_id, HandshakeRow.status.in_(statuses))
-                .values(**changes)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                .values(**changes),
+            ):
                 return False
             if confirmation is not None:
                 s.add(confirmation)
@@ -155,7 +156,8 @@ class HandshakeStore:
         **handshake_changes: Any,
     ) -> bool:
         with self.db.transaction() as s:
-            res = s.execute(
+            if not update_one(
+                s,
                 update(ConfirmationRow)
                 .where(
                     ConfirmationRow.request_id == request_id,
@@ -166,19 +168,18 @@ class HandshakeStore:
                     decided_at=now,
                     approved_scopes=handshake_changes.pop("approved_scopes", None),
                     response=handshake_changes.pop("response", None),
-                )
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                ),
+            ):
                 return False
-            res = s.execute(
+            if not update_one(
+                s,
                 update(HandshakeRow)
                 .where(
                     HandshakeRow.handshake_id == handshake_id,
                     HandshakeRow.status == "pending_user",
                 )
-                .values(status=handshake_status, updated_at=now, **handshake_changes)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                .values(status=handshake_status, updated_at=now, **handshake_changes),
+            ):
                 raise _Lost  # rolls the confirmation update back
             s.add(audit)
             return True
@@ -188,15 +189,15 @@ class HandshakeStore:
     ) -> bool:
         """The user never answered: close the request and time the handshake out."""
         with self.db.transaction() as s:
-            res = s.execute(
+            if not update_one(
+                s,
                 update(HandshakeRow)
                 .where(
                     HandshakeRow.handshake_id == handshake_id,
                     HandshakeRow.status == "pending_user",
                 )
-                .values(status="timeout", updated_at=now)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                .values(status="timeout", updated_at=now),
+            ):
                 return False
             s.execute(
                 update(ConfirmationRow)
@@ -222,45 +223,46 @@ class HandshakeStore:
     def advance_seq(self, session_id: str, seq: int) -> bool:
         """Record ``seq`` as the last client→server message; False unless it is higher."""
         with self.db.transaction() as s:
-            res = s.execute(
+            return update_one(
+                s,
                 update(HandshakeSessionRow)
                 .where(
                     HandshakeSessionRow.session_id == session_id,
                     HandshakeSessionRow.last_seq_c2s < seq,
                 )
-                .values(last_seq_c2s=seq)
+                .values(last_seq_c2s=seq),
             )
-            return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
     def take_rate(self, session_id: str, window: int, limit: int) -> bool:
         """Count one call in the fixed window ``window``; False when the window is full."""
         t = HandshakeSessionRow
         with self.db.transaction() as s:
-            res = s.execute(
+            new_window = update_one(
+                s,
                 update(t)
                 .where(t.session_id == session_id, t.rate_window != window)
-                .values(rate_window=window, rate_count=1)
+                .values(rate_window=window, rate_count=1),
             )
-            if res.rowcount == 1:  # type: ignore[attr-defined]
+            if new_window:
                 return limit >= 1
-            res = s.execute(
+            return update_one(
+                s,
                 update(t)
                 .where(t.session_id == session_id, t.rate_window == window, t.rate_count < limit)
-                .values(rate_count=t.rate_count + 1)
+                .values(rate_count=t.rate_count + 1),
             )
-            return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
     def revoke_session(self, session_id: str, now: datetime) -> bool:
         with self.db.transaction() as s:
-            res = s.execute(
+            return update_one(
+                s,
                 update(HandshakeSessionRow)
                 .where(
                     HandshakeSessionRow.session_id == session_id,
                     HandshakeSessionRow.revoked_at.is_(None),
                 )
-                .values(revoked_at=now)
+                .values(revoked_at=now),
             )
-            return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
     # -- user keys ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from athkit.store.db import Database
+from athkit.store.db import Database, update_one
 from athkit.store.models import (
     AgentRow,
     AuditRow,
@@ -84,10 +84,10 @@ class Store:
             values: dict[str, Any] = {"status": status, "updated_at": now}
             if approved_providers is not None:
                 values["approved_providers"] = approved_providers
-            res = s.execute(
-                update(AgentRow).where(AgentRow.client_id == client_id).values(**values)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+            if not update_one(
+                s,
+                update(AgentRow).where(AgentRow.client_id == client_id).values(**values),
+            ):
                 return False
             if revoke_tokens:
                 s.execute(
@@ -129,12 +129,12 @@ class Store:
         """Compare-and-set on the session's status; True when this call won."""
         statuses = [expected_status] if isinstance(expected_status, str) else list(expected_status)
         with self.db.transaction() as s:
-            res = s.execute(
+            if not update_one(
+                s,
                 update(SessionRow)
                 .where(SessionRow.session_id == session_id, SessionRow.status.in_(statuses))
-                .values(**changes)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                .values(**changes),
+            ):
                 return False
             if audit is not None:
                 s.add(audit)
@@ -150,12 +150,12 @@ class Store:
     ) -> bool:
         """Move a session to consented and (gateway) store the upstream tokens, atomically."""
         with self.db.transaction() as s:
-            res = s.execute(
+            if not update_one(
+                s,
                 update(SessionRow)
                 .where(SessionRow.session_id == session_id, SessionRow.status == expected_status)
-                .values(**changes)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                .values(**changes),
+            ):
                 return False
             if upstream is not None:
                 s.merge(upstream)
@@ -205,12 +205,12 @@ class Store:
     ) -> bool:
         """Consume a consented session and store its token, atomically (§6)."""
         with self.db.transaction() as s:
-            res = s.execute(
+            if not update_one(
+                s,
                 update(SessionRow)
                 .where(SessionRow.session_id == session_id, SessionRow.status == "consented")
-                .values(status="consumed")
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+                .values(status="consumed"),
+            ):
                 return False
             s.add(token)
             s.add(audit)
@@ -223,16 +223,16 @@ class Store:
     def revoke_token(self, token_hash: str, client_id: str, now: datetime, audit: AuditRow) -> bool:
         """Revoke a token owned by ``client_id``; False when no such live token."""
         with self.db.transaction() as s:
-            res = s.execute(
+            won = update_one(
+                s,
                 update(TokenRow)
                 .where(
                     TokenRow.token_hash == token_hash,
                     TokenRow.client_id == client_id,
                     TokenRow.revoked_at.is_(None),
                 )
-                .values(revoked_at=now)
+                .values(revoked_at=now),
             )
-            won: bool = res.rowcount == 1  # type: ignore[attr-defined]
             if won:
                 s.add(audit)
             return won
