@@ -39,6 +39,7 @@ from athkit.protocol.messages import (
     TokenRequest,
     TokenResponse,
 )
+from athkit.protocol.redirects import check_redirect_uri
 from athkit.protocol.scopes import intersect_scopes, is_valid_scope
 from athkit.store.db import Database, default_sqlite_url
 from athkit.store.models import AgentRow, AuditRow, SessionRow, TokenRow, UpstreamTokenRow
@@ -201,13 +202,7 @@ class ATHService:
     def register(self, req: RegisterRequest) -> RegisterResponse:
         now = self.clock()
         for uri in req.redirect_uris or []:
-            parts = urlsplit(uri)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-                raise ATHError(
-                    ErrorCode.INVALID_REQUEST,
-                    "redirect_uris must be absolute http(s) URLs without a fragment",
-                    {"redirect_uri": uri},
-                )
+            check_redirect_uri(uri, dev_mode=self.settings.dev_mode)
         for p in req.requested_providers:
             bad = [s for s in p.scopes if not is_valid_scope(s)]
             if bad:
@@ -538,20 +533,18 @@ class ATHService:
         """
         if session.binding_hash is not None:
             if not existing_cookie or not secret_matches(existing_cookie, session.binding_hash):
-                raise ATHError(
-                    ErrorCode.STATE_MISMATCH,
-                    "this authorization was opened in another browser",
-                )
+                raise _other_browser()
             cookie = existing_cookie
         else:
             cookie = new_secret("", 32)
         csrf = new_secret("", 24)
-        if not self.store.transition_session(
-            session.session_id,
-            "pending",
-            binding_hash=hash_secret(cookie),
-            csrf_hash=hash_secret(csrf),
+        if not self.store.bind_session(
+            session.session_id, session.binding_hash, hash_secret(cookie), hash_secret(csrf)
         ):
+            # Lost the race: another browser bound it first, or the session was decided.
+            now = self.store.get_session(session.session_id)
+            if now is not None and now.status == "pending":
+                raise _other_browser()
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "this authorization was already decided")
         return BrowserBinding(self.binding_cookie_name(session), cookie, csrf)
 
@@ -892,6 +885,10 @@ class UserGrant:
     provider_id: str
     scopes: list[str]
     expires_at: str
+
+
+def _other_browser() -> ATHError:
+    return ATHError(ErrorCode.STATE_MISMATCH, "this authorization was opened in another browser")
 
 
 def _append_query(url: str, params: dict[str, str]) -> str:

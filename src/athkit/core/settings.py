@@ -46,6 +46,7 @@ class ATHSettings(BaseSettings):
     identity_max_bytes: int = 64 * 1024
     identity_timeout: float = 5.0
     login_url: str = "/login"
+    #: Kept for compatibility; cookies follow :attr:`cookie_secure`.
     secure_cookies: bool = True
 
     @field_validator("public_url")
@@ -55,6 +56,11 @@ class ATHSettings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("public_url must be an http(s) URL")
         return v
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Cookies carry ``Secure`` when served over https, and always outside dev mode."""
+        return self.public_url.startswith("https://") or not self.dev_mode
 
     @property
     def token_endpoint(self) -> str:

@@ -21,6 +21,7 @@ from athkit.store.repositories import Store
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.routes import build_router
+from athkit.web.security_headers import harden
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -76,6 +77,7 @@ def create_gateway_app(
         svc.settings.login_url = SIGNIN_PATH
         app.include_router(users.router())
         mount_handshake(app, svc, handshake, current_user=users.current_user)
+    harden(app)
 
     @app.get("/.well-known/ath.json")
     async def catalog() -> Response:
