@@ -82,7 +82,7 @@ class FileBackend:
     def __init__(self, path: str | Path, keys: KeySource | None = None) -> None:
         self.path = Path(path)
         self.keys = keys or KeySource()
-        self._lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+        self._lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT, mode=FILE_MODE)
         self._thread_lock = threading.RLock()
 
     @property

@@ -64,7 +64,9 @@ def _env_key() -> bytes | None:
     except ValueError:
         key = b""
     if len(key) != 32:
-        raise VaultLockedError(f"{KEY_ENV} must be 32 bytes in base64url (athkit agent keygen)")
+        raise VaultLockedError(
+            f"{KEY_ENV} must be 32 bytes in base64url (`athkit agent vault-key` makes one)"
+        )
     return key
 
 
@@ -111,7 +113,7 @@ class KeySource:
             return "passphrase"
         raise VaultLockedError(
             "no key for the credential vault: no OS keyring backend is usable here; set "
-            f"{PASSPHRASE_ENV} (a passphrase) or {KEY_ENV} (see `athkit agent keygen`)"
+            f"{PASSPHRASE_ENV} (a passphrase) or {KEY_ENV} (`athkit agent vault-key` makes one)"
         )
 
     def new_header(self, source: str) -> dict[str, Any]:
