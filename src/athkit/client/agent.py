@@ -193,7 +193,12 @@ class ATHAgent:
         providers = self.discover(service)
         chosen = _choose(providers, provider, service)
         wanted = list(scopes) if scopes else list(chosen.scopes)
-        record = self.vault.client(chosen.base_url) or self._register(chosen, wanted)
+        # ATH 0.1 has no way to widen a registration later (a second one is 409), so the
+        # first registration asks for every scope the provider offers; the service approves
+        # what its policy allows and the user still consents to ``wanted`` only.
+        record = self.vault.client(chosen.base_url) or self._register(
+            chosen, list(dict.fromkeys([*wanted, *chosen.scopes]))
+        )
         if record.agent_status != "approved":
             raise ATHError(
                 ErrorCode.AGENT_UNAPPROVED,
