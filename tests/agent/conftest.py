@@ -20,6 +20,7 @@ from athkit.client.vault import KEY_ENV, PASSPHRASE_ENV, Vault, default_vault, g
 from athkit.demo.browser import HTTPBrowser
 from athkit.web.serving import free_port
 from tests.conftest import SHOP_PASSWORD
+from tests.gateway.conftest import _node_setup, oidc_factory  # noqa: F401 - fixtures
 
 
 @dataclass

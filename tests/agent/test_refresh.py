@@ -31,12 +31,7 @@ from athkit.client.vault import (
     oauth_refresher,
 )
 from tests.agent.conftest import AgentHome
-from tests.gateway.conftest import (  # noqa: F401 - fixtures
-    OIDCProvider,
-    _node_setup,
-    complete_upstream_login,
-    oidc_factory,
-)
+from tests.gateway.conftest import OIDCProvider, complete_upstream_login
 
 REDIRECT = "http://127.0.0.1:9/callback"
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
