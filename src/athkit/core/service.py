@@ -20,6 +20,7 @@ from athkit.core.clock import Clock, as_utc, iso, system_clock, to_datetime
 from athkit.core.identity import IdentityFetcher
 from athkit.core.metrics import TOKEN_CHECKS
 from athkit.core.policy import ApprovalPolicy
+from athkit.core.resources import ProtectedResource, ResourceRegistry
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
 from athkit.core.settings import ATHSettings
 from athkit.core.tokens import TOKEN_PREFIX, TokenInfo, check_token
@@ -152,7 +153,10 @@ class ATHService:
             max_bytes=settings.identity_max_bytes,
             timeout=settings.identity_timeout,
             clock=clock,
+            verify=str(settings.outbound_ca_file) if settings.outbound_ca_file else True,
         )
+        self.resources = ResourceRegistry()
+        self.register_resources()
         self.shared = shared_state(settings, self.store)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
@@ -166,6 +170,17 @@ class ATHService:
     def close(self) -> None:
         self.fetcher.close()
         self.store.db.dispose()
+
+    def register_resources(self) -> None:
+        """Native mode: the API base is the service's protected resource (RFC 9728)."""
+        s = self.settings
+        scopes = tuple(s.scope_names)
+        self.resources.add(ProtectedResource(s.api_resource, s.provider_id, scopes, s.app_name))
+        # The service as a whole (the root RFC 9728 document): a token for it covers every
+        # resource below it.
+        self.resources.add(
+            ProtectedResource(s.public_url, s.provider_id, scopes, s.app_name, "service")
+        )
 
     # -- §2 discovery ---------------------------------------------------------------------
 
@@ -655,6 +670,19 @@ class ATHService:
             raise ATHError(ErrorCode.OAUTH_ERROR, "PKCE verification failed")
         return RedeemedCode(user_id=session.user_id or "")
 
+    def _client_redirect_params(
+        self, session: SessionRow, params: dict[str, str]
+    ) -> dict[str, str]:
+        """The query for the client's redirect: ``state`` back, and for /oauth/* sessions the
+        issuer (RFC 9207 §2) so the client can tell which server answered."""
+        if session.client_code_challenge is None:
+            return {**params, "state": session.agent_state}
+        out = dict(params)
+        if session.agent_state:
+            out["state"] = session.agent_state
+        out["iss"] = self.settings.issuer
+        return out
+
     def callback(
         self,
         *,
@@ -689,7 +717,7 @@ class ATHService:
                 )
             target = None
             if not own and session.user_redirect_uri:
-                q = {"error": "access_denied", "state": session.agent_state}
+                q = self._client_redirect_params(session, {"error": "access_denied"})
                 target = _append_query(session.user_redirect_uri, q)
             return CallbackOutcome(target, False, agent_name)
         if not code or session.status != self.REDEEMABLE_STATUS:
@@ -708,7 +736,7 @@ class ATHService:
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "authorization code already used")
         target = None
         if agent_code is not None and session.user_redirect_uri:
-            q = {"code": agent_code, "state": session.agent_state}
+            q = self._client_redirect_params(session, {"code": agent_code})
             target = _append_query(session.user_redirect_uri, q)
         return CallbackOutcome(target, True, agent_name, list(session.consented_scopes or []))
 
@@ -797,7 +825,9 @@ class ATHService:
         agent_header: str | None,
         provider_id: str | None,
         required: Iterable[str] = (),
+        resource: str | None = None,
     ) -> TokenInfo:
+        """§7 checks; ``resource`` is the RFC 8707 resource being accessed (audience check)."""
         row = self.store.get_token(hash_secret(token)) if token else None
         try:
             info = check_token(
@@ -806,6 +836,7 @@ class ATHService:
                 agent_header=agent_header,
                 provider_id=provider_id,
                 required=required,
+                resource=resource,
             )
         except ATHError as exc:
             TOKEN_CHECKS.labels(exc.code_str).inc()
