@@ -8,6 +8,7 @@ attestations turn the service into a request amplifier.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ class IdentityFetcher:
         timeout: float = 5.0,
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.dev_mode = dev_mode
         self.cache_seconds = min(cache_seconds, 300.0)

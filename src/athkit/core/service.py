@@ -11,6 +11,8 @@ browser binding), ``callback`` (§5 callback), ``token_lifecycle`` (§6–§8 to
 
 from __future__ import annotations
 
+import ssl
+
 from athkit.core.attestation import AttestationVerifier
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
 from athkit.core.clock import Clock, system_clock
@@ -42,6 +44,16 @@ __all__ = [
 ]
 
 
+def outbound_tls(settings: ATHSettings) -> ssl.SSLContext | bool:
+    """TLS verification for outbound document fetches: the system's trust store, plus the
+    operator's ``outbound_ca_file`` when set."""
+    if settings.outbound_ca_file is None:
+        return True
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cafile=str(settings.outbound_ca_file))
+    return ctx
+
+
 class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
     """Native-mode ATH for one service."""
 
@@ -67,7 +79,7 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             max_bytes=settings.identity_max_bytes,
             timeout=settings.identity_timeout,
             clock=clock,
-            verify=str(settings.outbound_ca_file) if settings.outbound_ca_file else True,
+            verify=outbound_tls(settings),
         )
         self.resources = ResourceRegistry()
         self.register_resources()

@@ -67,10 +67,11 @@ class ATHSettings(BaseSettings):
     login_url: str = "/login"
     #: Mark cookies ``Secure`` (turn off only for plain-http development).
     secure_cookies: bool = True
-    # -- the OAuth 2.1 authorization server (/oauth/*, docs/oauth-mcp.md) --
-    #: Refresh tokens from /oauth/token: absolute lifetime of a family (one consent) and the
-    #: idle limit (a refresh token unused for that long expires). Each use rotates it.
+    # -- the OAuth 2.1 authorization server (/oauth/*) --
+    #: Absolute lifetime (seconds) of a refresh-token family from /oauth/token (one consent);
+    #: every use rotates the refresh token.
     refresh_token_ttl: int = Field(30 * 86400, ge=300)
+    #: Idle limit (seconds): a refresh token unused for this long expires.
     refresh_token_idle_ttl: int = Field(7 * 86400, ge=300)
     #: ``opaque`` (default, checked against the store) or ``jwt`` (RFC 9068, ES256, JWKS at
     #: ``/oauth/jwks.json``) for resource servers that verify locally.
