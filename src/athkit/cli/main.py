@@ -23,6 +23,7 @@ from athkit import ATH_VERSION, __version__
 from athkit.cli.agent import agent_app
 from athkit.cli.extras import server_extras
 from athkit.cli.gateway import gateway_app
+from athkit.cli.mcp import mcp_app
 from athkit.cli.registry import registry_app
 from athkit.cli.user import user_app
 
@@ -38,6 +39,7 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
+app.add_typer(mcp_app, name="mcp")
 
 out = Console()
 err = Console(stderr=True)
