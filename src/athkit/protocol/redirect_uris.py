@@ -1,6 +1,6 @@
 """Redirect URI rules for every client kind (RFC 6749 §3.1.2, OAuth 2.1 §2.3, RFC 8252).
 
-- A redirect URI is absolute and has no fragment.
+- A redirect URI is absolute and has no fragment, no userinfo and no control character.
 - ``https`` everywhere; plain ``http`` only for a loopback IP literal (RFC 8252 §7.3) or, in
   dev mode, anywhere; a private-use scheme with a dot (``com.example.app:/cb``, RFC 8252
   §7.1) for native apps.
@@ -42,6 +42,8 @@ def redirect_uri_problem(uri: str, *, dev_mode: bool) -> str | None:
         return "redirect URIs must be absolute and carry no fragment"
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
         return "redirect URIs must not contain spaces or control characters"
+    if parts.username is not None or parts.password is not None:
+        return "redirect URIs must not carry credentials (userinfo)"
     if parts.scheme == "https":
         return None if parts.netloc else "https redirect URIs need a host"
     if parts.scheme == "http":
