@@ -91,8 +91,15 @@ def create_gateway_app(
             svc.catalog().model_dump(), headers={"Cache-Control": "public, max-age=300"}
         )
 
-    @app.api_route("/ath/proxy/{provider_id}/{path:path}", methods=PROXY_METHODS)
     async def proxy(provider_id: str, path: str, request: Request) -> Response:
         return await proxy_request(request, svc, app.state.upstream_http, provider_id, path)
+
+    for method in PROXY_METHODS:  # one route per method: unique OpenAPI operation ids
+        app.add_api_route(
+            "/ath/proxy/{provider_id}/{path:path}",
+            proxy,
+            methods=[method],
+            name=f"proxy_{method.lower()}",
+        )
 
     return app

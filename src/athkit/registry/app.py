@@ -26,6 +26,7 @@ from athkit.registry.proof import VERIFICATION_PATH
 from athkit.registry.service import RegistryService, RegistrySettings
 from athkit.web.body import read_json
 from athkit.web.errors import install_error_handlers
+from athkit.web.openapi import json_body
 from athkit.web.security_headers import harden
 
 log = logging.getLogger("athkit.registry")
@@ -130,7 +131,7 @@ def create_registry_app(
         result = await run_in_threadpool(svc.search, intent, limit, mode)
         return JSONResponse(result.to_dict(), headers=NO_STORE)
 
-    @app.post("/api/listings")
+    @app.post("/api/listings", openapi_extra=json_body(SubmitRequest))
     async def submit(request: Request) -> Response:
         req = await read_json(request, SubmitRequest, MAX_BODY)
         listing, listed = await run_in_threadpool(
@@ -189,7 +190,7 @@ def create_registry_app(
             headers=NO_STORE,
         )
 
-    @app.post("/api/admin/listings")
+    @app.post("/api/admin/listings", openapi_extra=json_body(SubmitRequest))
     async def admin_add(request: Request) -> Response:
         """List an origin without ownership proof (``verified`` stays false)."""
         require_admin(request)

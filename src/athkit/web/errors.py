@@ -18,6 +18,7 @@ from athkit.asgi.pages import templates as templates  # re-exported: its old hom
 from athkit.core.secrets import new_secret
 from athkit.oauth.resource_metadata import bearer_challenge
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.web.openapi import describe_errors
 
 log = logging.getLogger("athkit.web")
 
@@ -123,6 +124,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure as §9 JSON, and say so in the app's OpenAPI document."""
+    describe_errors(app)
     app.add_exception_handler(ATHError, _ath_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
