@@ -120,7 +120,7 @@ class TokenLifecycle(AuthorizationSessions):
                 row,
                 now=to_datetime(self.clock()),
                 agent_header=agent_header,
-                provider_id=provider_id,
+                provider_id=None if provider_id is None else self.canonical_provider(provider_id),
                 required=required,
                 resource=resource,
             )
