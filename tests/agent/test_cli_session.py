@@ -73,8 +73,12 @@ def test_cli_session(
     assert doc.headers["cache-control"] == "max-age=300"
     cimd = httpx.get(f"{identity_url}/oauth/client-metadata.json").json()
     assert cimd["client_id"] == f"{identity_url}/oauth/client-metadata.json"
-    assert cimd["token_endpoint_auth_method"] == "private_key_jwt"
     assert "client_secret" not in cimd and len(cimd["jwks"]["keys"]) == 1
+    # athkit's own OAuth authorization server accepts it as a metadata-document client
+    from athkit.oauth.client_metadata import parse_document
+
+    meta = parse_document(cimd["client_id"], json.dumps(cimd).encode(), dev_mode=True)
+    assert meta.client_name == "Trip planner" and meta.token_endpoint_auth_method == "none"
 
     user_at_browser(_pending_url)
     code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
