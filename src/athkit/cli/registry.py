@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import httpx
 import typer
 from rich.console import Console
@@ -115,9 +116,16 @@ def search(
     registry: RegistryOpt = DEFAULT_REGISTRY,
     limit: Annotated[int, typer.Option(min=1, max=50, help="At most this many.")] = 10,
     keyword: Annotated[bool, typer.Option("--keyword", help="Keyword ranking only.")] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (semantic when the model is loaded), semantic, hybrid or keyword.",
+            click_type=click.Choice(["auto", "semantic", "hybrid", "keyword"]),
+        ),
+    ] = "auto",
 ) -> None:
     """Search the registry by intent and print the ranked providers."""
-    params: dict[str, Any] = {"intent": intent, "limit": limit}
+    params: dict[str, Any] = {"intent": intent, "limit": limit, "mode": mode}
     if keyword:
         params["mode"] = "keyword"
     resp = _call("GET", f"{registry.rstrip('/')}/api/search", params=params)
