@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,7 +22,9 @@ from rich.console import Console
 
 from athkit import ATH_VERSION, __version__
 from athkit.cli.agent import agent_app
+from athkit.cli.extras import server_extras
 from athkit.cli.gateway import gateway_app
+from athkit.cli.mcp import mcp_app
 from athkit.cli.registry import registry_app
 from athkit.cli.user import user_app
 
@@ -39,43 +40,13 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
+app.add_typer(mcp_app, name="mcp")
 
 out = Console()
 err = Console(stderr=True)
 
-#: Top-level modules of the ``athkit[server]`` extra.
-SERVER_PACKAGES = frozenset(
-    {
-        "fastapi",
-        "starlette",
-        "uvicorn",
-        "sqlalchemy",
-        "alembic",
-        "jinja2",
-        "multipart",
-        "python_multipart",
-        "authlib",
-        "pydantic_settings",
-    }
-)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_DATA_DIR = Path(".athkit/shop")
-
-
-@contextmanager
-def server_extras(command: str) -> Iterator[None]:
-    """Turn a missing server dependency into a clear message and exit code 2."""
-    try:
-        yield
-    except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        if top not in SERVER_PACKAGES:
-            raise
-        err.print(
-            f"[red]`athkit {command}` needs the server dependencies ({top} is missing).[/]\n"
-            "Install them with:  pip install 'athkit\\[server]'"
-        )
-        raise typer.Exit(2) from None
 
 
 # -- shared options -------------------------------------------------------------------------
@@ -359,7 +330,14 @@ def version() -> None:
     typer.echo(f"athkit {__version__} (ATH {ATH_VERSION})")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C would: context managers stop servers and remove temp dirs."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    """The ``athkit`` command."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
 
 

@@ -6,6 +6,7 @@ Values come from keyword arguments, then ``ATHKIT_*`` environment variables.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,29 +25,63 @@ class ATHSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATHKIT_", extra="ignore")
 
     public_url: str = Field(description="The service's public base URL, no trailing slash")
+    #: Reverse-DNS id of the app in the service discovery document (``app_id``).
     app_id: str = "com.example.app"
+    #: Name shown to agents and users (discovery document, consent page).
     app_name: str = "ATH service"
+    #: The provider id agents register and authorize for.
     provider_id: str = "app"
+    #: Path prefix of the service's own API routes (``api_base`` in discovery).
     api_base_path: str = "/api"
+    #: The scopes the service offers, with the text the consent page shows.
     scopes: list[ScopeInfo] = Field(default_factory=list)
+    #: SQLAlchemy URL (``postgresql+psycopg://user@host/db``); default SQLite in ``data_dir``.
     database_url: str | None = None
     #: Redis for the replay cache and rate limits shared by many nodes (``redis://host:6379/0``).
     redis_url: str | None = None
+    #: Prefix of every Redis key this service writes.
     redis_prefix: str = "athkit:"
+    #: Directory of the default SQLite database and the service's signing keys.
     data_dir: Path = Path(".athkit")
     #: Allows http:// and loopback agent_id URLs. For local development and tests only.
     dev_mode: bool = False
+    #: Access token lifetime in seconds.
     token_ttl: int = Field(3600, ge=60, le=86400)
+    #: Authorization session lifetime in seconds (at most 10 minutes).
     session_ttl: int = Field(600, ge=30, le=600)
+    #: Days a Phase A approval stays valid before the agent must register again.
     approval_ttl_days: int = Field(365, ge=1)
+    #: Longest accepted ``exp - iat`` of an agent attestation, seconds.
     attestation_max_lifetime: int = Field(3600, ge=60, le=86400)
+    #: Seconds of clock difference tolerated on ``iat``/``nbf``/``exp``.
     clock_skew: int = 300
+    #: Largest accepted JSON request body (413 above).
     max_body_bytes: int = 64 * 1024
+    #: How long a fetched agent identity document is reused (at most 300).
     identity_cache_seconds: int = Field(300, ge=0, le=300)
+    #: Largest agent identity document fetched.
     identity_max_bytes: int = 64 * 1024
+    #: Seconds allowed for fetching an agent identity document.
     identity_timeout: float = 5.0
+    #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
+    #: Kept for compatibility: cookies are ``Secure`` over https and always outside dev mode
+    #: (:attr:`cookie_secure`).
     secure_cookies: bool = True
+    # -- the OAuth 2.1 authorization server (/oauth/*) --
+    #: Absolute lifetime (seconds) of a refresh-token family from /oauth/token (one consent);
+    #: every use rotates the refresh token.
+    refresh_token_ttl: int = Field(30 * 86400, ge=300)
+    #: Idle limit (seconds): a refresh token unused for this long expires.
+    refresh_token_idle_ttl: int = Field(7 * 86400, ge=300)
+    #: ``opaque`` (default, checked against the store) or ``jwt`` (RFC 9068, ES256, JWKS at
+    #: ``/oauth/jwks.json``) for resource servers that verify locally.
+    access_token_format: Literal["opaque", "jwt"] = "opaque"
+    #: Resource servers allowed to call RFC 7662 introspection: ``{client_id: secret}``.
+    introspection_clients: dict[str, str] = Field(default_factory=dict)
+    #: Extra CA bundle (PEM file) trusted for outbound document fetches (identity documents,
+    #: client ID metadata documents); for private PKI and tests. Default: the system's.
+    outbound_ca_file: Path | None = None
 
     @field_validator("public_url")
     @classmethod
@@ -57,8 +92,23 @@ class ATHSettings(BaseSettings):
         return v
 
     @property
+    def cookie_secure(self) -> bool:
+        """Cookies carry ``Secure`` when served over https, and always outside dev mode."""
+        return self.public_url.startswith("https://") or not self.dev_mode
+
+    @property
     def token_endpoint(self) -> str:
         return f"{self.public_url}/ath/token"
+
+    @property
+    def issuer(self) -> str:
+        """RFC 8414 issuer identifier of the OAuth authorization server: the public URL."""
+        return self.public_url
+
+    @property
+    def api_resource(self) -> str:
+        """RFC 8707 / RFC 9728 identifier of the native API (its base URL)."""
+        return f"{self.public_url}{self.api_base_path}"
 
     @property
     def callback_url(self) -> str:
@@ -73,3 +123,58 @@ class ATHSettings(BaseSettings):
             if s.name == name:
                 return s.description or name
         return name
+
+
+#: uvicorn's default address: what a development server started without ``--host/--port`` serves.
+DEV_DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+class SettingsError(SystemExit):
+    """Settings that cannot start a service, said in one line (no traceback under uvicorn).
+
+    A ``SystemExit`` so that ``uvicorn module:app`` prints only the message and exits 1; its
+    ``str()`` names each bad field with its ``ATHKIT_*`` variable.
+    """
+
+    def __str__(self) -> str:
+        return str(self.code)
+
+
+def load_settings(**kwargs: object) -> ATHSettings:
+    """``ATHSettings(**kwargs)`` with start-up errors in one line.
+
+    In dev mode a missing ``public_url`` defaults to uvicorn's default address (with a warning
+    that names ``ATHKIT_PUBLIC_URL``); outside dev mode it must be set.
+    """
+    import logging
+    import os
+
+    from pydantic import ValidationError
+
+    if "public_url" not in kwargs and not os.environ.get("ATHKIT_PUBLIC_URL"):
+        dev = kwargs.get("dev_mode")
+        if dev is None:
+            flag = os.environ.get("ATHKIT_DEV_MODE", "").strip().lower()
+            dev = flag in {"1", "true", "yes", "on"}
+        if dev:
+            logging.getLogger("athkit").warning(
+                "ATHKIT_PUBLIC_URL is not set: using %s (dev mode); set it to the URL agents use",
+                DEV_DEFAULT_PUBLIC_URL,
+            )
+            kwargs["public_url"] = DEV_DEFAULT_PUBLIC_URL
+    try:
+        return ATHSettings(**kwargs)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "settings"
+            env = f"ATHKIT_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+            what = "is not set" if error["type"] == "missing" else error["msg"]
+            problems.append(f"{field} ({env}) {what}" if env else f"{field}: {what}")
+        hint = ""
+        if any(e["loc"][:1] == ("public_url",) for e in exc.errors()):
+            hint = (
+                "; set ATHKIT_PUBLIC_URL to the service's public base URL "
+                "(or ATHKIT_DEV_MODE=1 for local development on http://127.0.0.1:8000)"
+            )
+        raise SettingsError("athkit: invalid settings: " + "; ".join(problems) + hint) from None

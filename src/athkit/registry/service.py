@@ -67,7 +67,9 @@ log = logging.getLogger("athkit.registry")
 
 @dataclass
 class RegistrySettings:
+    #: SQLAlchemy URL of the registry database; default SQLite in ``data_dir``.
     database_url: str | None = None
+    #: Directory of the default SQLite database.
     data_dir: Path = Path(".athkit/registry")
     #: allow http and loopback targets (local work and tests only)
     dev_mode: bool = False
@@ -81,15 +83,17 @@ class RegistrySettings:
     delist_after_failures: int = 3
     #: "auto": use the embedding model when installed; "off": keyword ranking only
     semantic: Literal["auto", "off"] = "auto"
-    #: hybrid mode: score = w * semantic + (1 - w) * keyword_norm
+    #: Hybrid mode: score = w * semantic + (1 - w) * normalised keyword score.
     hybrid_weight: float = 0.9
-    #: second stage: score = (1 - p) * main-text cosine + p * best phrase cosine
+    #: Second stage: score = (1 - p) * main-text cosine + p * best phrase cosine.
     phrase_weight: float = 0.5
-    #: entries taken from the ANN index into the second stage
+    #: Entries taken from the vector index into the second stage.
     candidates: int = 50
-    #: ANN vector quantisation: "i8" (384 B a vector) or "f16"
+    #: Vector index quantisation: "i8" (384 bytes a vector) or "f16".
     index_dtype: Literal["i8", "f16"] = "i8"
+    #: Seconds allowed for fetching a listed service document.
     fetch_timeout: float = 5.0
+    #: Largest service document fetched.
     max_document_bytes: int = 256 * 1024
 
     @property
