@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import httpx
 import typer
 from rich.console import Console
@@ -112,6 +112,13 @@ def verify(
     _print_listing(resp.json())
 
 
+class SearchModeOpt(str, Enum):
+    auto = "auto"
+    semantic = "semantic"
+    hybrid = "hybrid"
+    keyword = "keyword"
+
+
 @registry_app.command("search")
 def search(
     intent: Annotated[str, typer.Argument(help='What the agent needs, e.g. "buy shoes".')],
@@ -119,15 +126,12 @@ def search(
     limit: Annotated[int, typer.Option(min=1, max=50, help="At most this many.")] = 10,
     keyword: Annotated[bool, typer.Option("--keyword", help="Keyword ranking only.")] = False,
     mode: Annotated[
-        str,
-        typer.Option(
-            help="auto (semantic when the model is loaded), semantic, hybrid or keyword.",
-            click_type=click.Choice(["auto", "semantic", "hybrid", "keyword"]),
-        ),
-    ] = "auto",
+        SearchModeOpt,
+        typer.Option(help="auto = semantic when the registry's model is loaded, else keyword."),
+    ] = SearchModeOpt.auto,
 ) -> None:
     """Search the registry by intent and print the ranked providers."""
-    params: dict[str, Any] = {"intent": intent, "limit": limit, "mode": mode}
+    params: dict[str, Any] = {"intent": intent, "limit": limit, "mode": mode.value}
     if keyword:
         params["mode"] = "keyword"
     resp = _call("GET", f"{registry.rstrip('/')}/api/search", params=params)
