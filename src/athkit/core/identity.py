@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from athkit.core.clock import Clock, system_clock
 from athkit.core.netguard import check_url
+from athkit.core.outbound import BoundedTransport, OutboundLimits, ResponseTooLarge
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
 
@@ -29,7 +30,11 @@ class _Entry:
 
 
 class IdentityFetcher:
-    """Fetches ``agent_id`` URLs behind the SSRF guard, with time and size limits."""
+    """Fetches ``agent_id`` URLs behind the SSRF guard, with time and size limits.
+
+    ``timeout`` is the deadline of the whole fetch, and ``outbound`` caps how many fetches are
+    in flight (:mod:`athkit.core.outbound`); a ``transport`` given by a test replaces both.
+    """
 
     def __init__(
         self,
@@ -40,6 +45,7 @@ class IdentityFetcher:
         timeout: float = 5.0,
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
+        outbound: OutboundLimits | None = None,
     ) -> None:
         self.dev_mode = dev_mode
         self.cache_seconds = min(cache_seconds, 300.0)
@@ -48,6 +54,10 @@ class IdentityFetcher:
         self._cache: dict[str, _Entry] = {}
         self._forced: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._bounded: BoundedTransport | None = None
+        if transport is None:
+            limits = outbound or OutboundLimits()
+            transport = self._bounded = limits.transport(deadline=timeout, max_bytes=max_bytes)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
@@ -57,6 +67,8 @@ class IdentityFetcher:
 
     def close(self) -> None:
         self._http.close()
+        if self._bounded is not None:
+            self._bounded.shutdown()
 
     def get(self, agent_id: str) -> AgentIdentityDocument:
         """The cached document, or a fresh fetch when the cache entry is old."""
@@ -95,6 +107,12 @@ class IdentityFetcher:
                             "agent identity document is too large",
                             {"agent_id": agent_id, "limit_bytes": self.max_bytes},
                         )
+        except ResponseTooLarge as exc:
+            raise ATHError(
+                ErrorCode.INVALID_ATTESTATION,
+                "agent identity document is too large",
+                {"agent_id": agent_id, "limit_bytes": self.max_bytes},
+            ) from exc
         except httpx.HTTPError as exc:
             raise ATHError(
                 ErrorCode.INVALID_ATTESTATION,

@@ -19,6 +19,7 @@ from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, as_utc, iso, system_clock, to_datetime
 from athkit.core.identity import IdentityFetcher
 from athkit.core.metrics import TOKEN_CHECKS
+from athkit.core.outbound import OutboundLimits
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
 from athkit.core.settings import ATHSettings
@@ -144,9 +145,11 @@ class ATHService:
         self.clock = clock
         if store is None:
             url = settings.database_url or default_sqlite_url(settings.data_dir)
-            store = Store(Database(url))
+            store = Store(Database(url, timeouts=settings.database_timeouts))
         self.store = store
+        self.outbound = OutboundLimits(max_concurrent=settings.outbound_max_concurrent)
         self.fetcher = fetcher or IdentityFetcher(
+            outbound=self.outbound,
             dev_mode=settings.dev_mode,
             cache_seconds=settings.identity_cache_seconds,
             max_bytes=settings.identity_max_bytes,

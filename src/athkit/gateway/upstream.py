@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from athkit.core.outbound import OutboundLimits
 from athkit.gateway.config import ConfigError, ProviderConfig
 from athkit.protocol.errors import ATHError, ErrorCode
 
@@ -53,9 +54,14 @@ def _oauth_error(message: str, **details: Any) -> ATHError:
 class UpstreamProvider:
     """One configured provider: endpoints, and the OAuth calls the gateway makes to it."""
 
-    def __init__(self, cfg: ProviderConfig, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, cfg: ProviderConfig, *, timeout: float = 30.0, outbound: OutboundLimits | None = None
+    ) -> None:
         self.cfg = cfg
         self.timeout = timeout
+        # Every call to the provider: ``timeout`` is the deadline of the whole exchange, and
+        # the in-flight cap is shared with the service's other outbound calls.
+        self._transport = (outbound or OutboundLimits()).transport(deadline=timeout)
         self.endpoints = Endpoints(
             issuer=cfg.issuer,
             authorization=cfg.authorization_endpoint or "",
@@ -72,7 +78,8 @@ class UpstreamProvider:
             return
         url = self.cfg.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            resp = httpx.get(url, timeout=self.timeout)
+            with self._http() as http:
+                resp = http.get(url)
             resp.raise_for_status()
             meta = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -91,6 +98,12 @@ class UpstreamProvider:
         e.revocation = self.cfg.revocation_endpoint or meta.get("revocation_endpoint")
         e.jwks_uri = self.cfg.jwks_uri or meta.get("jwks_uri")
 
+    def _http(self) -> httpx.Client:
+        return httpx.Client(transport=self._transport, timeout=self.timeout)
+
+    def close(self) -> None:
+        self._transport.shutdown()
+
     def _client(self, **kwargs: Any) -> OAuth2Client:
         return OAuth2Client(
             client_id=self.cfg.client_id,
@@ -99,6 +112,7 @@ class UpstreamProvider:
             revocation_endpoint_auth_method=self.cfg.token_endpoint_auth_method,
             code_challenge_method="S256",
             timeout=self.timeout,
+            transport=self._transport,
             **kwargs,
         )
 
@@ -205,9 +219,12 @@ class UpstreamProvider:
         if self._jwks is None or refresh:
             if not self.endpoints.jwks_uri:
                 raise _oauth_error("the provider publishes no jwks_uri to verify id_tokens")
-            resp = self._call(
-                "key fetch", lambda: httpx.get(self.endpoints.jwks_uri or "", timeout=self.timeout)
-            )
+
+            def fetch() -> httpx.Response:
+                with self._http() as http:
+                    return http.get(self.endpoints.jwks_uri or "")
+
+            resp = self._call("key fetch", fetch)
             self._jwks = KeySet.import_key_set(resp.json())
         return self._jwks
 
@@ -220,11 +237,10 @@ class UpstreamProvider:
         userinfo = self.endpoints.userinfo
 
         def run() -> dict[str, Any]:
-            resp = httpx.get(
-                userinfo,
-                headers={"Authorization": f"Bearer {tokens.access_token}"},
-                timeout=self.timeout,
-            )
+            with self._http() as http:
+                resp = http.get(
+                    userinfo, headers={"Authorization": f"Bearer {tokens.access_token}"}
+                )
             resp.raise_for_status()
             data: dict[str, Any] = resp.json()
             return data

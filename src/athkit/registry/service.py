@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from athkit.core.outbound import OutboundLimits
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.registry import ranking
 from athkit.registry.db import RegistryDatabase, default_registry_url
@@ -45,6 +46,7 @@ from athkit.registry.documents import (
 from athkit.registry.errors import OWNERSHIP_NOT_PROVEN, registry_error
 from athkit.registry.models import Entry, Listing, Meta
 from athkit.registry.proof import VERIFICATION_PATH, challenge_token, check_proof
+from athkit.store.db import DatabaseTimeouts
 
 log = logging.getLogger("athkit.registry")
 
@@ -70,6 +72,19 @@ class RegistrySettings:
     min_similarity: float = 0.1
     fetch_timeout: float = 5.0
     max_document_bytes: int = 256 * 1024
+    #: database bounds (a hung database answers 503 within seconds)
+    db_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    #: document fetches in flight at once; one more answers 503 at once
+    outbound_max_concurrent: int = 16
+    #: per client IP, "N/second|minute|hour"; ``rate_limits_enabled=False`` turns them off
+    rate_limits: dict[str, str] = field(
+        default_factory=lambda: {
+            "submit": "30/minute",
+            "verify": "30/minute",
+            "search": "600/minute",
+        }
+    )
+    rate_limits_enabled: bool = True
 
     @property
     def url(self) -> str:
@@ -134,8 +149,9 @@ class RegistryService:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.db = RegistryDatabase(settings.url)
+        self.db = RegistryDatabase(settings.url, timeouts=settings.db_timeouts)
         self.fetcher = DocumentFetcher(
+            outbound=OutboundLimits(max_concurrent=settings.outbound_max_concurrent),
             dev_mode=settings.dev_mode,
             timeout=settings.fetch_timeout,
             max_bytes=settings.max_document_bytes,
