@@ -133,6 +133,8 @@ def discover_cmd(
         raise typer.Exit(2) from None
     except ATHError as exc:
         err.print(f"[red]{exc.code_str}: {exc.message}[/]")
+        if not dev and "https" in exc.message:
+            err.print("for a local http:// service (development only), add --dev")
         raise typer.Exit(1) from None
     for warning in found.warnings:
         err.print(f"[yellow]warning: {warning}[/]")

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from athkit.core.service import ATHService
+from athkit.asgi.app_service import service_of as service_of  # re-exported: its old home
 from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
@@ -17,13 +17,6 @@ from athkit.web.body import read_json
 from athkit.web.ratelimit import limit_agent
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def service_of(request: Request) -> ATHService:
-    svc = getattr(request.app.state, "athkit", None)
-    if not isinstance(svc, ATHService):
-        raise ATHError(ErrorCode.INTERNAL_ERROR, "athkit is not configured on this app")
-    return svc
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
