@@ -11,9 +11,11 @@ browser binding), ``callback`` (§5 callback), ``token_lifecycle`` (§6–§8 to
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from athkit.core.attestation import AttestationVerifier
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
-from athkit.core.clock import Clock, system_clock
+from athkit.core.clock import Clock, system_clock, to_datetime
 from athkit.core.consent import BrowserBinding, ConsentContext, ConsentScope
 from athkit.core.identity import IdentityFetcher
 from athkit.core.outbound import OutboundLimits
@@ -25,6 +27,7 @@ from athkit.core.token_lifecycle import TokenLifecycle
 from athkit.core.user_grants import UserGrant, UserGrants
 from athkit.protocol.messages import ServiceAuth, ServiceDiscoveryDocument
 from athkit.store.db import Database, default_sqlite_url
+from athkit.store.purge import PeriodicPurge
 from athkit.store.repositories import Store
 
 __all__ = [
@@ -79,8 +82,18 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             skew=settings.clock_skew,
             max_lifetime=settings.attestation_max_lifetime,
         )
+        self.purge: PeriodicPurge | None = None
+        if settings.purge_interval > 0:
+            self.purge = PeriodicPurge(
+                self.store.db,
+                interval=settings.purge_interval,
+                grace=timedelta(seconds=settings.purge_grace),
+                now=lambda: to_datetime(self.clock()),
+            ).start()
 
     def close(self) -> None:
+        if self.purge is not None:
+            self.purge.stop()
         self.fetcher.close()
         self.store.db.dispose()
 
