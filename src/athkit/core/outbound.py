@@ -11,7 +11,8 @@ worker pool that token checks use.
 Used, through :meth:`OutboundLimits.transport`, by the identity-document fetcher, the registry's
 document fetcher and the gateway's calls to upstream OAuth providers (token exchange, refresh,
 revocation, userinfo, JWKS, discovery). Sync callers get an ``httpx.BaseTransport``; async
-callers an ``httpx.AsyncBaseTransport`` over the same rules.
+callers an ``httpx.AsyncBaseTransport`` over the same rules. ``http=`` names the httpx-compatible
+module a client library is built on (Authlib uses ``httpx2`` where it is installed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
+from types import ModuleType
 from typing import Any, TypeVar
 
 import httpx
@@ -76,9 +78,21 @@ class _Loop:
             raise DeadlineExceeded("outbound request passed its deadline") from None
 
 
+def _deadline_error(http: ModuleType, message: str, request: Any) -> Exception:
+    if http is httpx:
+        return DeadlineExceeded(message, request=request)
+    return http.TimeoutException(message, request=request)  # type: ignore[no-any-return]
+
+
+def _too_large_error(http: ModuleType, message: str, request: Any) -> Exception:
+    if http is httpx:
+        return ResponseTooLarge(message, request=request)
+    return http.DecodingError(message, request=request)  # type: ignore[no-any-return]
+
+
 async def _exchange(
-    inner: httpx.AsyncBaseTransport, request: httpx.Request, deadline: float, max_bytes: int
-) -> httpx.Response:
+    inner: Any, request: Any, deadline: float, max_bytes: int, http: ModuleType = httpx
+) -> Any:
     """Send ``request`` and read its body, all within ``deadline`` seconds."""
     try:
         async with asyncio.timeout(deadline):
@@ -88,16 +102,14 @@ async def _exchange(
                 async for chunk in response.aiter_raw():
                     body.extend(chunk)
                     if len(body) > max_bytes:
-                        raise ResponseTooLarge(
-                            f"response is larger than {max_bytes} bytes", request=request
-                        )
+                        message = f"response is larger than {max_bytes} bytes"
+                        raise _too_large_error(http, message, request)
             finally:
                 await response.aclose()
     except TimeoutError:
-        raise DeadlineExceeded(
-            f"outbound request took longer than {deadline:g} s", request=request
-        ) from None
-    return httpx.Response(
+        message = f"outbound request took longer than {deadline:g} s"
+        raise _deadline_error(http, message, request) from None
+    return http.Response(
         response.status_code,
         headers=response.headers,
         content=bytes(body),
@@ -106,9 +118,9 @@ async def _exchange(
     )
 
 
-def _async_copy(request: httpx.Request, content: bytes) -> httpx.Request:
+def _async_copy(request: Any, content: bytes, http: ModuleType = httpx) -> Any:
     """The same request with an in-memory body any transport can send."""
-    return httpx.Request(
+    return http.Request(
         request.method,
         request.url,
         headers=request.headers,
@@ -148,9 +160,12 @@ class OutboundLimits:
         deadline: float,
         max_bytes: int = 1024 * 1024,
         inner: httpx.AsyncBaseTransport | None = None,
+        http: ModuleType = httpx,
     ) -> BoundedTransport:
         """A sync transport for ``httpx.Client`` (and Authlib's clients) under these rules."""
-        return BoundedTransport(self, deadline=deadline, max_bytes=max_bytes, inner=inner)
+        return BoundedTransport(
+            self, deadline=deadline, max_bytes=max_bytes, inner=inner, http=http
+        )
 
     def async_transport(
         self,
@@ -174,22 +189,24 @@ class BoundedTransport(httpx.BaseTransport):
         deadline: float,
         max_bytes: int,
         inner: httpx.AsyncBaseTransport | None = None,
+        http: ModuleType = httpx,
     ) -> None:
         self.limits = limits
         self.deadline = deadline
         self.max_bytes = max_bytes
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self.http = http
+        self._inner = inner or http.AsyncHTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.limits.acquire()
         try:
-            copy = _async_copy(request, request.read())
-            coro = _exchange(self._inner, copy, self.deadline, self.max_bytes)
+            copy = _async_copy(request, request.read(), self.http)
+            coro = _exchange(self._inner, copy, self.deadline, self.max_bytes, self.http)
             response = _Loop.run(coro, self.deadline + 1.0)
         finally:
             self.limits.release()
         response.request = request
-        return response
+        return response  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Kept open: one transport serves many short-lived clients (Authlib opens one per
@@ -224,7 +241,7 @@ class AsyncBoundedTransport(httpx.AsyncBaseTransport):
         finally:
             self.limits.release()
         response.request = request
-        return response
+        return response  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -8,9 +8,11 @@ failure into an ATH error with a message a person can act on.
 
 from __future__ import annotations
 
+import importlib
 import time
 import warnings
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -30,6 +32,20 @@ warnings.filterwarnings(
     "ignore", message="The httpx module is deprecated", category=AuthlibDeprecationWarning
 )
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError  # noqa: E402
+
+
+def _client_module(cls: type) -> ModuleType:
+    """The httpx-compatible module ``cls`` is built on (Authlib picks httpx2 when present)."""
+    for base in cls.__mro__:
+        root = base.__module__.split(".")[0]
+        if root in ("httpx", "httpx2"):
+            return importlib.import_module(root)
+    return httpx
+
+
+#: The HTTP library under Authlib's clients, and the errors both it and httpx raise.
+OAUTH_HTTP = _client_module(OAuth2Client)
+HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, OAUTH_HTTP.HTTPError)
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,9 @@ class UpstreamProvider:
         self.timeout = timeout
         # Every call to the provider: ``timeout`` is the deadline of the whole exchange, and
         # the in-flight cap is shared with the service's other outbound calls.
-        self._transport = (outbound or OutboundLimits()).transport(deadline=timeout)
+        limits = outbound or OutboundLimits()
+        self._transport = limits.transport(deadline=timeout)
+        self._oauth_transport = limits.transport(deadline=timeout, http=OAUTH_HTTP)
         self.endpoints = Endpoints(
             issuer=cfg.issuer,
             authorization=cfg.authorization_endpoint or "",
@@ -108,6 +126,7 @@ class UpstreamProvider:
 
     def close(self) -> None:
         self._transport.shutdown()
+        self._oauth_transport.shutdown()
 
     def _client(self, **kwargs: Any) -> OAuth2Client:
         return OAuth2Client(
@@ -117,7 +136,7 @@ class UpstreamProvider:
             revocation_endpoint_auth_method=self.cfg.token_endpoint_auth_method,
             code_challenge_method="S256",
             timeout=self.timeout,
-            transport=self._transport,
+            transport=self._oauth_transport,
             **kwargs,
         )
 
@@ -161,7 +180,7 @@ class UpstreamProvider:
                 provider_id=self.cfg.provider_id,
                 upstream_error=exc.error,
             ) from exc
-        except httpx.HTTPError as exc:
+        except HTTP_ERRORS as exc:
             raise _oauth_error(
                 f"{self.cfg.display_name} could not be reached for the {what}",
                 provider_id=self.cfg.provider_id,
