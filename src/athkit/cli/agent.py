@@ -25,7 +25,10 @@ from athkit.client.discovery import (
 from athkit.client.errors import DraftVersionWarning
 from athkit.protocol.errors import ATHError
 
-agent_app = typer.Typer(help="Agent-side tools: discover ATH services.", no_args_is_help=True)
+agent_app = typer.Typer(
+    help="Agent-side tools: identity, discovery, connect, call, grants, revoke.",
+    no_args_is_help=True,
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -145,3 +148,7 @@ def discover_cmd(
         out.print("no providers found")
         return
     out.print(_table(found))
+
+
+# The identity and grant commands register themselves on agent_app.
+from athkit.cli import agent_grants, agent_identity  # noqa: E402,F401
