@@ -90,22 +90,28 @@ class ATHSettings(BaseSettings):
     login_url: str = "/login"
     #: Mark cookies ``Secure`` (turn off only for plain-http development).
     secure_cookies: bool = True
-    #: Database bounds in seconds (docs: README "Operations"); an outage answers 503.
+    #: Seconds to establish a database connection (PostgreSQL ``connect_timeout``); then 503.
     db_connect_timeout: float = Field(5.0, gt=0, le=300)
+    #: Seconds one statement may run, lock waits included (PostgreSQL ``statement_timeout``,
+    #: SQLite's busy timeout); then 503 ``SERVICE_UNAVAILABLE``.
     db_statement_timeout: float = Field(5.0, gt=0, le=3600)
+    #: Seconds to wait for a free pooled database connection; then 503.
     db_pool_timeout: float = Field(5.0, gt=0, le=300)
     #: Outbound fetches (identity documents, upstream providers) in flight at once per process;
     #: one more answers 503 at once instead of queueing.
     outbound_max_concurrent: int = Field(16, ge=1, le=1000)
-    #: 429 ``RATE_LIMITED`` past these ("N/second|minute|hour"); names are endpoint buckets.
+    #: Answer 429 ``RATE_LIMITED`` (with ``Retry-After``) past the limits below.
     rate_limits_enabled: bool = True
+    #: Per client IP and endpoint bucket, ``"N/second|minute|hour"``; given buckets override
+    #: the defaults one by one (JSON in the environment variable).
     rate_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    #: Per agent (``client_id``/``agent_id``/``X-ATH-Agent-ID``) and bucket, same form.
     agent_rate_limits: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_AGENT_RATE_LIMITS)
     )
-    #: Seconds between purges of expired rows (0: never; ``athkit db purge`` does it by hand),
-    #: and how long past expiry a row is kept (so late callers still hear "expired").
+    #: Seconds between purges of expired rows (0: never; ``athkit db purge`` does it by hand).
     purge_interval: float = Field(600.0, ge=0)
+    #: Seconds a row is kept past its expiry (late callers still hear "expired").
     purge_grace: int = Field(3600, ge=0)
 
     @field_validator("public_url")

@@ -82,7 +82,7 @@ class RegistrySettings:
     db_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     #: document fetches in flight at once; one more answers 503 at once
     outbound_max_concurrent: int = 16
-    #: per client IP, "N/second|minute|hour"; ``rate_limits_enabled=False`` turns them off
+    #: per client IP and endpoint (submit, verify, search), "N/second|minute|hour"
     rate_limits: dict[str, str] = field(
         default_factory=lambda: {
             "submit": "30/minute",
@@ -90,6 +90,7 @@ class RegistrySettings:
             "search": "600/minute",
         }
     )
+    #: answer 429 ``RATE_LIMITED`` past ``rate_limits`` (False: no limits)
     rate_limits_enabled: bool = True
 
     @property
