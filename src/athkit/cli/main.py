@@ -24,6 +24,7 @@ from athkit.cli.agent import agent_app
 from athkit.cli.db import db_app
 from athkit.cli.extras import server_extras
 from athkit.cli.gateway import gateway_app
+from athkit.cli.mcp import mcp_app
 from athkit.cli.registry import registry_app
 from athkit.cli.user import user_app
 
@@ -40,6 +41,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
 app.add_typer(db_app, name="db")
+app.add_typer(mcp_app, name="mcp")
 
 out = Console()
 err = Console(stderr=True)
