@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -337,7 +338,14 @@ def version() -> None:
     typer.echo(f"athkit {__version__} (ATH {ATH_VERSION})")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C would: context managers stop servers and remove temp dirs."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    """The ``athkit`` command."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
 
 

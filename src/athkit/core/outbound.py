@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -161,8 +162,12 @@ class OutboundLimits:
         max_bytes: int = 1024 * 1024,
         inner: httpx.AsyncBaseTransport | None = None,
         http: ModuleType = httpx,
+        verify: ssl.SSLContext | bool = True,
     ) -> BoundedTransport:
-        """A sync transport for ``httpx.Client`` (and Authlib's clients) under these rules."""
+        """A sync transport for ``httpx.Client`` (and Authlib's clients) under these rules;
+        ``verify`` is the TLS trust of its connections (a client's own ``verify`` does not
+        reach a transport it is given)."""
+        inner = inner or http.AsyncHTTPTransport(verify=verify)
         return BoundedTransport(
             self, deadline=deadline, max_bytes=max_bytes, inner=inner, http=http
         )

@@ -18,10 +18,12 @@ from athkit.gateway.proxy import proxy_request
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import CALLBACK_PATH, SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
+from athkit.oauth.server import OAuthServer
 from athkit.store.repositories import Store
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.health import build_health_router, service_probes
+from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
 from athkit.web.routes import build_router
 
@@ -70,6 +72,10 @@ def create_gateway_app(
     app.state.athkit = svc
     app.include_router(build_router(service_discovery=False))
     app.include_router(build_consent_router(None))
+    # The gateway as an OAuth 2.1 authorization server: MCP/OAuth clients reach the proxy with
+    # a standard token bound to one provider's resource; the upstream token stays here.
+    app.state.athkit_oauth = OAuthServer(svc)
+    app.include_router(build_oauth_router())
     install_error_handlers(app)
     app.include_router(build_health_router("", lambda: service_probes(svc)))
     rules = [*default_rules(None), ("GET", re.compile(re.escape(CALLBACK_PATH)), "signin")]
