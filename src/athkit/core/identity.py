@@ -118,9 +118,7 @@ class IdentityFetcher:
                         )
         except ResponseTooLarge as exc:
             raise ATHError(
-                ErrorCode.INVALID_ATTESTATION,
-                "agent identity document is too large",
-                {"agent_id": agent_id, "limit_bytes": self.max_bytes},
+                code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
             ) from exc
         except httpx.HTTPError as exc:
             raise ATHError(
