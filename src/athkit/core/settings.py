@@ -89,7 +89,8 @@ class ATHSettings(BaseSettings):
     identity_timeout: float = Field(5.0, gt=0, le=60)
     #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
-    #: Mark cookies ``Secure`` (turn off only for plain-http development).
+    #: Kept for compatibility: cookies are ``Secure`` over https and always outside dev mode
+    #: (:attr:`cookie_secure`).
     secure_cookies: bool = True
     #: Seconds to establish a database connection (PostgreSQL ``connect_timeout``); then 503.
     db_connect_timeout: float = Field(5.0, gt=0, le=300)
@@ -153,6 +154,11 @@ class ATHSettings(BaseSettings):
         return DatabaseTimeouts(
             self.db_connect_timeout, self.db_statement_timeout, self.db_pool_timeout
         )
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Cookies carry ``Secure`` when served over https, and always outside dev mode."""
+        return self.public_url.startswith("https://") or not self.dev_mode
 
     @property
     def token_endpoint(self) -> str:

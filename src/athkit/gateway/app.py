@@ -26,6 +26,7 @@ from athkit.web.health import build_health_router, service_probes
 from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
 from athkit.web.routes import build_router
+from athkit.web.security_headers import harden
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -88,6 +89,7 @@ def create_gateway_app(
         svc.settings.login_url = SIGNIN_PATH
         app.include_router(users.router())
         mount_handshake(app, svc, handshake, current_user=users.current_user)
+    harden(app)
 
     @app.get("/.well-known/ath.json")
     async def catalog() -> Response:
