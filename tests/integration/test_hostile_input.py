@@ -221,9 +221,15 @@ def test_console_csrf_cookie_is_secure_outside_dev_mode(tmp_path: Path) -> None:
     ],
 )
 def test_redirect_uri_rule(uri: str, dev_mode: bool, ok: bool) -> None:
-    from athkit.protocol.redirect_uris import redirect_uri_problem
+    from athkit.protocol.errors import ATHError
+    from athkit.protocol.redirects import check_redirect_uri
 
-    assert (redirect_uri_problem(uri, dev_mode=dev_mode) is None) is ok
+    if ok:
+        check_redirect_uri(uri, dev_mode=dev_mode)
+    else:
+        with pytest.raises(ATHError) as refused:
+            check_redirect_uri(uri, dev_mode=dev_mode)
+        assert refused.value.code_str == "INVALID_REQUEST"
 
 
 def test_http_redirect_uri_refused_at_registration_outside_dev_mode(

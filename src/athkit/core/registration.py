@@ -21,7 +21,7 @@ from athkit.protocol.messages import (
     RegisterRequest,
     RegisterResponse,
 )
-from athkit.protocol.redirect_uris import redirect_uri_problem
+from athkit.protocol.redirects import check_redirect_uri
 from athkit.protocol.scopes import is_valid_scope
 from athkit.store.models import AgentRow
 from athkit.store.repositories import DuplicateError
@@ -58,11 +58,7 @@ class Registration(ServiceBase):
             }
         )
         for uri in req.redirect_uris or []:
-            # The one rule shared with the OAuth endpoints (RFC 8252 loopback http, no
-            # plain http outside dev mode).
-            problem = redirect_uri_problem(uri, dev_mode=self.settings.dev_mode)
-            if problem is not None:
-                raise ATHError(ErrorCode.INVALID_REQUEST, problem, {"redirect_uri": uri})
+            check_redirect_uri(uri, dev_mode=self.settings.dev_mode)
         for p in req.requested_providers:
             bad = [s for s in p.scopes if not is_valid_scope(s)]
             if bad:
