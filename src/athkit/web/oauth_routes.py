@@ -110,7 +110,8 @@ def build_oauth_router() -> APIRouter:
 
         async def run() -> Response:
             body = await read_json_object(request, server.svc.settings.max_body_bytes)
-            res = await run_in_threadpool(server.register, body)
+            ip = request.client.host if request.client else None
+            res = await run_in_threadpool(server.register, body, ip)
             return JSONResponse(res, status_code=201, headers=NO_STORE)
 
         return await _guarded(run)
