@@ -18,11 +18,11 @@ from athkit.core.attestation import AttestationVerifier
 from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, as_utc, iso, system_clock, to_datetime
 from athkit.core.identity import IdentityFetcher
-from athkit.core.metrics import TOKEN_CHECKS
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
 from athkit.core.settings import ATHSettings
-from athkit.core.tokens import TOKEN_PREFIX, TokenInfo, check_token
+from athkit.core.token_cache import attach_token_cache
+from athkit.core.tokens import TOKEN_PREFIX, TokenInfo
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import (
     AgentStatus,
@@ -154,6 +154,7 @@ class ATHService:
             clock=clock,
         )
         self.shared = shared_state(settings, self.store)
+        self.token_checks = attach_token_cache(settings, self.store, clock)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
             fetcher=self.fetcher,
@@ -165,6 +166,8 @@ class ATHService:
 
     def close(self) -> None:
         self.fetcher.close()
+        if self.store.revocations is not None:
+            self.store.revocations.close()
         self.store.db.dispose()
 
     # -- §2 discovery ---------------------------------------------------------------------
@@ -798,20 +801,23 @@ class ATHService:
         provider_id: str | None,
         required: Iterable[str] = (),
     ) -> TokenInfo:
-        row = self.store.get_token(hash_secret(token)) if token else None
-        try:
-            info = check_token(
-                row,
-                now=to_datetime(self.clock()),
-                agent_header=agent_header,
-                provider_id=provider_id,
-                required=required,
-            )
-        except ATHError as exc:
-            TOKEN_CHECKS.labels(exc.code_str).inc()
-            raise
-        TOKEN_CHECKS.labels("ok").inc()
-        return info
+        """Every §7 check (cache first, then the database); raises the first failure."""
+        return self.token_checks.validate(
+            token, agent_header=agent_header, provider_id=provider_id, required=required
+        )
+
+    def validate_in_memory(
+        self,
+        token: str | None,
+        *,
+        agent_header: str | None,
+        provider_id: str | None,
+        required: Iterable[str] = (),
+    ) -> TokenInfo | None:
+        """:meth:`validate` when the token cache can answer without I/O, else None."""
+        return self.token_checks.from_memory(
+            token, agent_header=agent_header, provider_id=provider_id, required=required
+        )
 
     # -- the user's own channel (§8) ------------------------------------------------------
 

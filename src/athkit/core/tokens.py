@@ -41,27 +41,35 @@ def check_token(
     expires_at = as_utc(row.expires_at)
     if expires_at <= now:
         raise ATHError(ErrorCode.TOKEN_EXPIRED, "access token has expired")
-    if not agent_header or agent_header != row.agent_id:
+    info = TokenInfo(
+        row.client_id, row.agent_id, row.user_id, row.provider_id, frozenset(row.scopes), expires_at
+    )
+    return check_grant(info, agent_header=agent_header, provider_id=provider_id, required=required)
+
+
+def check_grant(
+    info: TokenInfo, *, agent_header: str | None, provider_id: str | None, required: Iterable[str]
+) -> TokenInfo:
+    """The checks after the token itself (live, unexpired): agent header, provider, scopes."""
+    if not agent_header or agent_header != info.agent_id:
         raise ATHError(
             ErrorCode.AGENT_IDENTITY_MISMATCH,
             "X-ATH-Agent-ID is missing or names another agent than the token's",
         )
-    if provider_id is not None and provider_id != row.provider_id:
+    if provider_id is not None and provider_id != info.provider_id:
         raise ATHError(
             ErrorCode.PROVIDER_MISMATCH,
             "token was issued for another provider",
-            {"token_provider": row.provider_id, "requested_provider": provider_id},
+            {"token_provider": info.provider_id, "requested_provider": provider_id},
         )
-    info = TokenInfo(
-        row.client_id, row.agent_id, row.user_id, row.provider_id, frozenset(row.scopes), expires_at
-    )
     require_scopes_of(info, required)
     return info
 
 
 def require_scopes_of(info: TokenInfo, required: Iterable[str]) -> None:
     """Refuse with ``SCOPE_INSUFFICIENT`` unless the token grants every required scope."""
-    missing = [s for s in required if s not in info.scopes]
+    scopes = info.scopes
+    missing = [s for s in required if s not in scopes]
     if missing:
         raise ATHError(
             ErrorCode.SCOPE_INSUFFICIENT,
