@@ -41,6 +41,7 @@ def wrk(url: str, headers: dict[str, str], *, connections: int, seconds: int) ->
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     threads = max(1, min(2, connections // 25))
     cmd = [exe, "--latency", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    cmd.append("--timeout=10s")
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run(  # noqa: S603 - wrk with our own arguments
@@ -54,6 +55,9 @@ def wrk(url: str, headers: dict[str, str], *, connections: int, seconds: int) ->
     errors = (int(bad.group(1)) if bad else 0) + (
         sum(int(g) for g in sock.groups()) if sock else 0
     )
+    if "50" not in lat or "99" not in lat:  # nothing completed: count the run as failed
+        print(f"  !! wrk {url} c{connections}: no latency distribution\n{out}", flush=True)
+        return WrkResult(rps, float("nan"), float("nan"), done, errors + 1)
     return WrkResult(rps, _duration(lat["50"]), _duration(lat["99"]), done, errors)
 
 
