@@ -47,7 +47,7 @@ class CachedToken:
     expires_ts: float  # the token's own expiry (epoch seconds)
     valid_until: float  # min(expiry, cached-at + max_age)
     upstream: str | None = None  # gateway: the user's upstream access token
-    upstream_until: float = 0.0
+    upstream_expires: float = 0.0
 
 
 @dataclass
@@ -86,13 +86,13 @@ class TokenCache:
         return True
 
     def put_upstream(
-        self, token_hash: str, upstream: str, until: float, generation: int
+        self, token_hash: str, upstream: str, expires: float, generation: int
     ) -> None:
-        """Attach the upstream access token (valid until ``until``) to a cached entry."""
+        """Attach the upstream access token (expiring at ``expires``) to a cached entry."""
         with self._lock:
             entry = self._entries.get(token_hash)
             if entry is not None and generation == self.generation and self.trusted:
-                entry.upstream, entry.upstream_until = upstream, until
+                entry.upstream, entry.upstream_expires = upstream, expires
 
     def invalidate(self, revocation: Revocation) -> None:
         with self._lock:
@@ -217,6 +217,19 @@ class TokenChecks:
             self.cache.put(token_hash, info, now, generation)
         _OK.inc()
         return info
+
+    def remember_upstream(
+        self, token: str, upstream: str, expires: float, generation: int
+    ) -> None:
+        """Gateway: keep the upstream access token (expiring at ``expires``) with the grant."""
+        self.cache.put_upstream(hash_secret(token), upstream, expires, generation)
+
+    def cached_upstream(self, token: str, now: float, leeway: float) -> str | None:
+        """The cached upstream token unless it is due for a refresh (``leeway`` before expiry)."""
+        entry = self.cache.get(hash_secret(token), now)
+        if entry is None or entry.upstream is None or entry.upstream_expires - leeway <= now:
+            return None
+        return entry.upstream
 
     def _remember(self, token_hash: str, row: TokenRow, now: float, generation: int) -> None:
         info = TokenInfo(
