@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from athkit.core.handshake import HandshakePolicy
 from athkit.crypto.sealing import TokenSealer
 from athkit.gateway.config import ConfigError, GatewayConfig
+from athkit.gateway.forward_auth import MOUNT as FORWARD_AUTH
+from athkit.gateway.forward_auth import ForwardAuthEndpoint
 from athkit.gateway.proxy import ProxyEndpoint
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import SIGNIN_PATH, GatewayUsers
@@ -83,4 +85,8 @@ def create_gateway_app(
 
     # First in the routing table: the hot path should not scan the other routes.
     app.router.routes.insert(0, Mount("/ath/proxy", app=proxy))
+    if config.forward_auth is not None:
+        decider = ForwardAuthEndpoint(svc, config.forward_auth.secret())
+        app.router.routes.insert(0, Mount(FORWARD_AUTH, app=decider))
+        app.router.routes.insert(0, Route(FORWARD_AUTH, endpoint=decider))
     return app

@@ -60,20 +60,60 @@ def _connection_tokens(value: bytes | None) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",") if t.strip()}
 
 
-def split_proxy_path(raw_path: bytes) -> tuple[str, str]:
-    """``/ath/proxy/{provider}/{rest}`` as sent (percent-encoding kept) → (provider, ``/rest``).
+def checked_path(rest: str) -> str:
+    """A path as sent (percent-encoding kept), refused if it hides separators.
 
     Encoded slashes or dots could make the route map and the provider disagree about which
     resource is meant, so they are refused outright.
     """
-    text = raw_path.decode("latin-1").split("?", 1)[0]
-    provider, sep, rest = text[len(PREFIX) :].partition("/")
-    if not text.startswith(PREFIX) or not sep or not provider:
-        raise ATHError(ErrorCode.NOT_FOUND, "no such route")
     lowered = rest.lower()
     if "%2f" in lowered or "%2e" in lowered or "%5c" in lowered or "\\" in rest:
         raise ATHError(ErrorCode.ROUTE_NOT_MAPPED, "encoded separators are not allowed in paths")
-    return unquote(provider), "/" + rest
+    return rest if rest.startswith("/") else "/" + rest
+
+
+def split_proxy_path(path: str) -> tuple[str, str]:
+    """``/ath/proxy/{provider}/{rest}`` as sent → (provider, ``/rest``)."""
+    text = path.split("?", 1)[0]
+    provider, sep, rest = text[len(PREFIX) :].partition("/")
+    if not text.startswith(PREFIX) or not sep or not provider:
+        raise ATHError(ErrorCode.NOT_FOUND, "no such route")
+    return unquote(provider), checked_path(rest)
+
+
+async def admit(
+    svc: GatewayService,
+    scope: Scope,
+    token: str | None,
+    agent: str | None,
+    provider_id: str,
+    method: str,
+    path: str,
+) -> str:
+    """Every §7 check of a proxied call; the upstream access token to send with it.
+
+    A cached ATH token is decided here, in the event loop; anything else (a cache miss, a
+    stale upstream token, a handshake token) in one thread hop."""
+    hs = getattr(scope["app"].state, "athkit_handshake", None) if "app" in scope else None
+    if hs is not None and token and hs.is_handshake_token(token):
+        channel = scope.get("state", {}).get(CHANNEL_SESSION_KEY)
+        client = scope.get("client")
+
+        def admit_handshake() -> str:
+            info = hs.validate_token(
+                token,
+                agent_header=agent,
+                provider_id=None,
+                client_ip=client[0] if client else None,
+                channel_session=channel,
+            )
+            return svc.admit_handshake_call(info, provider_id, method, path)
+
+        return await run_in_threadpool(admit_handshake)
+    hit = svc.admit_in_memory(token, agent, provider_id, method, path)
+    if hit is not None:
+        return hit
+    return await run_in_threadpool(svc.admit_proxy_call, token, agent, provider_id, method, path)
 
 
 class ProxyEndpoint:
@@ -106,7 +146,8 @@ class ProxyEndpoint:
         method: str = scope["method"]
         if method not in METHODS:
             raise ATHError(ErrorCode.METHOD_NOT_ALLOWED, "method not allowed")
-        provider_id, upstream_path = split_proxy_path(scope.get("raw_path") or b"")
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        provider_id, upstream_path = split_proxy_path(raw_path.decode("latin-1"))
         # One pass over the request headers: what the gateway reads, and what goes upstream.
         token = agent = None
         connection: bytes | None = None
@@ -125,7 +166,9 @@ class ProxyEndpoint:
                 has_body = True
             if name not in _REQUEST_DROP:
                 forward.append((name, value))
-        upstream_token = await self._admit(scope, token, agent, provider_id, method, upstream_path)
+        upstream_token = await admit(
+            self.svc, scope, token, agent, provider_id, method, upstream_path
+        )
         drop = _connection_tokens(connection)
         headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in forward if k not in drop
@@ -145,39 +188,6 @@ class ProxyEndpoint:
                 f"{cfg.display_name} could not be reached",
                 {"provider_id": provider_id, "reason": exc.reason},
             ) from exc.__cause__
-
-    async def _admit(
-        self,
-        scope: Scope,
-        token: str | None,
-        agent: str | None,
-        provider_id: str,
-        method: str,
-        path: str,
-    ) -> str:
-        svc = self.svc
-        hs = getattr(scope["app"].state, "athkit_handshake", None) if "app" in scope else None
-        if hs is not None and token and hs.is_handshake_token(token):
-            channel = scope.get("state", {}).get(CHANNEL_SESSION_KEY)
-            client = scope.get("client")
-
-            def admit_handshake() -> str:
-                info = hs.validate_token(
-                    token,
-                    agent_header=agent,
-                    provider_id=None,
-                    client_ip=client[0] if client else None,
-                    channel_session=channel,
-                )
-                return svc.admit_handshake_call(info, provider_id, method, path)
-
-            return await run_in_threadpool(admit_handshake)
-        hit = svc.admit_in_memory(token, agent, provider_id, method, path)
-        if hit is not None:
-            return hit
-        return await run_in_threadpool(
-            svc.admit_proxy_call, token, agent, provider_id, method, path
-        )
 
     async def _forward(
         self,
