@@ -20,6 +20,7 @@ on one node takes to be refused on the other (100 trials). The last lines are ``
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import sys
 import tempfile
@@ -41,9 +42,11 @@ from athkit.crypto.sealing import new_key_spec
 from athkit.demo.agent import create_agent_identity_app
 from athkit.demo.mail_gateway import GatewayProcess, mail_gateway_config, to_toml
 from athkit.demo.upstream import start_oidc_provider
+from athkit.gateway.config import GatewayConfig
 from athkit.web.serving import BackgroundServer, free_port
 
 ONE_MB = 1024 * 1024
+FA_ENV = "ATHKIT_BENCH_FORWARD_AUTH_SECRET"
 SIZES = {"small": "/v1/me", "1mb": f"/v1/download?size={ONE_MB}"}
 CONNS = (1, 10, 50)
 
@@ -137,8 +140,11 @@ def run_proxies(tmp: Path, quick: bool) -> dict[str, float]:
         data_dir=tmp / "gw",
         token_keys_env=KEYS_ENV,
     )
+    fa_secret = secrets.token_urlsafe(24)
+    if "forward_auth" in GatewayConfig.model_fields:  # this athkit has forward-auth
+        cfg["forward_auth"] = {"secret_env": FA_ENV}
     config.write_text(to_toml(cfg))
-    env = {SECRET_ENV: op.client_secret, KEYS_ENV: new_key_spec("b1")}
+    env = {SECRET_ENV: op.client_secret, KEYS_ENV: new_key_spec("b1"), FA_ENV: fa_secret}
     gateway = GatewayProcess.start(config, env, port=port, log_level="warning")
     nginx: Nginx | None = None
     try:
@@ -147,7 +153,7 @@ def run_proxies(tmp: Path, quick: bool) -> dict[str, float]:
         ports = {"plain_port": free_port(), "noop_auth_port": free_port()}
         fa_port = free_port()
         has_fa = httpx.get(f"{gw_url}/ath/forward-auth/mail").status_code != 404
-        block = forward_auth_block(fa_port, port, api_port) if has_fa else ""
+        block = forward_auth_block(fa_port, port, api_port, fa_secret) if has_fa else ""
         conf = NGINX_CONF.format(
             tmp=tmp / "nginx",
             api_port=api_port,

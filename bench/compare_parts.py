@@ -53,13 +53,14 @@ def nginx_snippet() -> str:
     return m.group(1)
 
 
-def forward_auth_block(listen_port: int, athkit_port: int, api_port: int) -> str:
+def forward_auth_block(listen_port: int, athkit_port: int, api_port: int, secret: str) -> str:
     """The docs snippet with this run's ports (athkit 8080, the API 9000, nginx 8443 there)."""
     return (
         nginx_snippet()
         .replace("127.0.0.1:8080", f"127.0.0.1:{athkit_port}")
         .replace("127.0.0.1:9000", f"127.0.0.1:{api_port}")
         .replace("127.0.0.1:8443", f"127.0.0.1:{listen_port}")
+        .replace("CHANGE-ME-forward-auth-secret", secret)
     )
 
 
