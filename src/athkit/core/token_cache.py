@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from athkit.core.clock import Clock, as_utc, to_datetime
+from athkit.core.clock import Clock, to_datetime
 from athkit.core.metrics import TOKEN_CHECKS
 from athkit.core.secrets import hash_secret
 from athkit.core.settings import ATHSettings
-from athkit.core.tokens import TokenInfo, check_grant, check_token
+from athkit.core.tokens import TokenInfo, check_grant, check_token, token_info
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.models import TokenRow
 from athkit.store.repositories import Store
@@ -163,6 +163,7 @@ class TokenChecks:
         agent_header: str | None,
         provider_id: str | None,
         required: Iterable[str] = (),
+        resource: str | None = None,
     ) -> TokenInfo | None:
         """The checks on a cached token with no I/O (safe in the event loop); None on a miss.
 
@@ -174,7 +175,11 @@ class TokenChecks:
             return None
         try:
             info = check_grant(
-                entry.info, agent_header=agent_header, provider_id=provider_id, required=required
+                entry.info,
+                agent_header=agent_header,
+                provider_id=provider_id,
+                required=required,
+                resource=resource,
             )
         except ATHError as exc:
             TOKEN_CHECKS.labels(exc.code_str).inc()
@@ -189,10 +194,15 @@ class TokenChecks:
         agent_header: str | None,
         provider_id: str | None,
         required: Iterable[str] = (),
+        resource: str | None = None,
     ) -> TokenInfo:
         """Every §7 check; the token row comes from the cache or the database (then cached)."""
         hit = self.from_memory(
-            token, agent_header=agent_header, provider_id=provider_id, required=required
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            required=required,
+            resource=resource,
         )
         if hit is not None:
             return hit
@@ -207,6 +217,7 @@ class TokenChecks:
                 agent_header=agent_header,
                 provider_id=provider_id,
                 required=required,
+                resource=resource,
             )
         except ATHError as exc:
             if row is not None and token_hash and exc.code in _GRANT_FAILURES:
@@ -232,15 +243,7 @@ class TokenChecks:
         return entry.upstream
 
     def _remember(self, token_hash: str, row: TokenRow, now: float, generation: int) -> None:
-        info = TokenInfo(
-            row.client_id,
-            row.agent_id,
-            row.user_id,
-            row.provider_id,
-            frozenset(row.scopes),
-            as_utc(row.expires_at),
-        )
-        self.cache.put(token_hash, info, now, generation)
+        self.cache.put(token_hash, token_info(row), now, generation)
 
 
 #: Failures of a live token used wrongly (the row is still worth caching).

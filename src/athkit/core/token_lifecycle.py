@@ -76,6 +76,7 @@ class TokenLifecycle(AuthorizationSessions):
             session_id=session.session_id,
             created_at=when,
             expires_at=when + timedelta(seconds=ttl),
+            audience=session.resource,
         )
         audit = audit_row(
             now,
@@ -109,10 +110,17 @@ class TokenLifecycle(AuthorizationSessions):
         agent_header: str | None,
         provider_id: str | None,
         required: Iterable[str] = (),
+        resource: str | None = None,
     ) -> TokenInfo:
-        """Every §7 check (cache first, then the database); raises the first failure."""
+        """Every §7 check (cache first, then the database); raises the first failure.
+
+        ``resource`` is the RFC 8707 resource being accessed (audience check)."""
         return self.token_checks.validate(
-            token, agent_header=agent_header, provider_id=provider_id, required=required
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            required=required,
+            resource=resource,
         )
 
     def validate_in_memory(
@@ -122,10 +130,15 @@ class TokenLifecycle(AuthorizationSessions):
         agent_header: str | None,
         provider_id: str | None,
         required: Iterable[str] = (),
+        resource: str | None = None,
     ) -> TokenInfo | None:
         """:meth:`validate` when the token cache can answer without I/O, else None."""
         return self.token_checks.from_memory(
-            token, agent_header=agent_header, provider_id=provider_id, required=required
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            required=required,
+            resource=resource,
         )
 
     # -- §8 revoke ------------------------------------------------------------------------

@@ -148,6 +148,10 @@ class ProxyEndpoint:
             raise ATHError(ErrorCode.METHOD_NOT_ALLOWED, "method not allowed")
         raw_path = scope.get("raw_path") or scope["path"].encode()
         provider_id, upstream_path = split_proxy_path(raw_path.decode("latin-1"))
+        # for a 401/403: point the client to this provider's resource metadata (RFC 9728 §5.1)
+        scope.setdefault("state", {})["ath_resource"] = self.svc.resources.get(
+            self.svc.proxy_resource(provider_id)
+        )
         # One pass over the request headers: what the gateway reads, and what goes upstream.
         token = agent = None
         connection: bytes | None = None

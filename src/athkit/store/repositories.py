@@ -15,10 +15,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from athkit.store.db import Database, update_one
+from athkit.store.db import Database, announce_revocation, update_one
+from athkit.store.families import revoke_families
 from athkit.store.models import (
     AgentRow,
     AuditRow,
+    RefreshTokenRow,
     ReplayRow,
     SessionRow,
     TokenRow,
@@ -38,18 +40,22 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        #: Told about every revocation (the node's token cache and its broadcast channel).
-        self.revocations: RevocationSink | None = None
+
+    @property
+    def revocations(self) -> RevocationSink | None:
+        """Told about every revocation (the node's token cache and its broadcast channel)."""
+        return self.db.revocations
+
+    @revocations.setter
+    def revocations(self, sink: RevocationSink | None) -> None:
+        self.db.revocations = sink
 
     @contextmanager
     def _revoking(self, revocation: Revocation) -> Iterator[Session]:
-        """One transaction that makes tokens invalid: announced inside it and after commit."""
+        """One transaction that makes tokens invalid, announced to :attr:`revocations`."""
         with self.db.transaction() as s:
+            announce_revocation(s, revocation)
             yield s
-            if self.revocations is not None:
-                self.revocations.stage(s, revocation)
-        if self.revocations is not None:
-            self.revocations.committed(revocation)
 
     def _read_one(self, model: type[_Row], **equals: Any) -> _Row | None:
         """A read on a hot path: one Core SELECT, no ORM session and no commit (a detached row)."""
@@ -110,6 +116,7 @@ class Store:
                     .where(TokenRow.client_id == client_id, TokenRow.revoked_at.is_(None))
                     .values(revoked_at=now)
                 )
+                revoke_families(s, [RefreshTokenRow.client_id == client_id], now)
             s.add(audit)
             return True
 
@@ -154,6 +161,24 @@ class Store:
             if audit is not None:
                 s.add(audit)
             return True
+
+    def bind_session(
+        self, session_id: str, expected_binding: str | None, binding_hash: str, csrf_hash: str
+    ) -> bool:
+        """Compare-and-set on the browser binding of a pending session (§5): True when the
+        binding was still ``expected_binding`` (None: unbound), so the first browser wins."""
+        bound = (
+            SessionRow.binding_hash.is_(None)
+            if expected_binding is None
+            else SessionRow.binding_hash == expected_binding
+        )
+        with self.db.transaction() as s:
+            return update_one(
+                s,
+                update(SessionRow)
+                .where(SessionRow.session_id == session_id, SessionRow.status == "pending", bound)
+                .values(binding_hash=binding_hash, csrf_hash=csrf_hash),
+            )
 
     def complete_callback(
         self,
@@ -263,6 +288,11 @@ class Store:
                 .values(revoked_at=now),
             )
             if won:
+                family = s.scalar(
+                    select(TokenRow.family_id).where(TokenRow.token_hash == token_hash)
+                )
+                if family is not None:  # an /oauth token: its whole family goes with it
+                    revoke_families(s, [RefreshTokenRow.family_id == family], now)
                 s.add(audit)
             return won
 
@@ -294,6 +324,11 @@ class Store:
                 .values(revoked_at=now)
             )
             count = int(res.rowcount)  # type: ignore[attr-defined]
+            count += revoke_families(
+                s,
+                [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id],
+                now,
+            )
             if count:
                 s.add(audit)
             return count
