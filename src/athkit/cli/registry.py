@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -111,15 +112,26 @@ def verify(
     _print_listing(resp.json())
 
 
+class SearchModeOpt(str, Enum):
+    auto = "auto"
+    semantic = "semantic"
+    hybrid = "hybrid"
+    keyword = "keyword"
+
+
 @registry_app.command("search")
 def search(
     intent: Annotated[str, typer.Argument(help='What the agent needs, e.g. "buy shoes".')],
     registry: RegistryOpt = DEFAULT_REGISTRY,
     limit: Annotated[int, typer.Option(min=1, max=50, help="At most this many.")] = 10,
     keyword: Annotated[bool, typer.Option("--keyword", help="Keyword ranking only.")] = False,
+    mode: Annotated[
+        SearchModeOpt,
+        typer.Option(help="auto = semantic when the registry's model is loaded, else keyword."),
+    ] = SearchModeOpt.auto,
 ) -> None:
     """Search the registry by intent and print the ranked providers."""
-    params: dict[str, Any] = {"intent": intent, "limit": limit}
+    params: dict[str, Any] = {"intent": intent, "limit": limit, "mode": mode.value}
     if keyword:
         params["mode"] = "keyword"
     resp = _call("GET", f"{registry.rstrip('/')}/api/search", params=params)

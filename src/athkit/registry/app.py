@@ -123,7 +123,7 @@ def create_registry_app(
     async def search(
         intent: Annotated[str, Query(min_length=1, max_length=500)],
         limit: Annotated[BoundedInt, Query(ge=1, le=50)] = 10,
-        mode: Annotated[Literal["auto", "hybrid", "keyword"], Query()] = "auto",
+        mode: Annotated[Literal["auto", "semantic", "hybrid", "keyword"], Query()] = "auto",
     ) -> Response:
         if not intent.strip():
             raise ATHError(ErrorCode.VALIDATION_ERROR, "intent must not be blank")
@@ -167,8 +167,9 @@ def create_registry_app(
         return JSONResponse(
             {
                 "listings": counts,
-                "semantic": svc.embedder is not None,
+                "semantic": svc.semantic_ready,
                 "model": svc.embedder.model_name if svc.embedder else None,
+                "index": {"entries": len(svc.vectors), "vectors": svc.vectors.vector_count},
                 "revalidate_interval": settings.revalidate_interval,
             },
             headers=NO_STORE,
