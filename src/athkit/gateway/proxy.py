@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
-from starlette.concurrency import run_in_threadpool
 
+from athkit.core.workers import run_in_worker
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.deps import CHANNEL_SESSION_KEY
@@ -109,11 +109,11 @@ async def admit(
             )
             return svc.admit_handshake_call(info, provider_id, method, path)
 
-        return await run_in_threadpool(admit_handshake)
+        return await run_in_worker(admit_handshake)
     hit = svc.admit_in_memory(token, agent, provider_id, method, path)
     if hit is not None:
         return hit
-    return await run_in_threadpool(svc.admit_proxy_call, token, agent, provider_id, method, path)
+    return await run_in_worker(svc.admit_proxy_call, token, agent, provider_id, method, path)
 
 
 class ProxyEndpoint:
