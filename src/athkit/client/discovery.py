@@ -198,7 +198,7 @@ class DocumentNotFoundError(DiscoveryError):
 class DiscoveryTimeoutError(DiscoveryError, ServiceUnreachableError):
     """A fetch took longer than :attr:`FetchLimits.timeout`."""
 
-    code = "DISCOVERY_TIMEOUT"  # type: ignore[assignment]  # the base narrowed it to ErrorCode
+    code = "DISCOVERY_TIMEOUT"
 
 
 # -- limits, allowlist, cache ---------------------------------------------------------------
