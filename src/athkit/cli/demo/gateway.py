@@ -28,6 +28,7 @@ from athkit.cli.demo.steps import (
     consent_form,
     register_agent,
     revoke_and_retry,
+    run_agent_steps,
     show_intersection,
 )
 from athkit.cli.demo.walkthrough import (
@@ -36,7 +37,6 @@ from athkit.cli.demo.walkthrough import (
     Walkthrough,
     demo_data_dir,
     guard,
-    verdict,
 )
 from athkit.cli.trace import HTTPTrace, url_query
 from athkit.client import ATHClient
@@ -165,19 +165,15 @@ def run_gateway_demo(options: DemoOptions, console: Console) -> int:
                 title="athkit demo --gateway: an ATH gateway in front of an OAuth API",
             )
         )
-        trace = HTTPTrace(console, verbose=not options.quiet, label="agent")
-        http = httpx.Client(timeout=15.0, trust_env=False, event_hooks=trace.hooks())
-        try:
-            with ATHClient(gw_url, agent_id, key, http_client=http) as client:
-                _walk_gateway(walk, client, world, options)
-        except Abort:
-            pass
-        except KeyboardInterrupt:
-            console.print("\n[yellow]interrupted[/]")
-            return 130
-        finally:
-            http.close()
-    return verdict(walk)
+        return run_agent_steps(
+            walk,
+            gw_url,
+            agent_id,
+            key,
+            lambda client, _trace: _walk_gateway(walk, client, world, options),
+            timeout=15.0,
+            quiet=options.quiet,
+        )
 
 
 def _walk_gateway(

@@ -14,7 +14,6 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -25,6 +24,7 @@ from athkit.cli.demo.steps import (
     consent_form,
     register_agent,
     revoke_and_retry,
+    run_agent_steps,
     show_intersection,
 )
 from athkit.cli.demo.walkthrough import (
@@ -33,7 +33,6 @@ from athkit.cli.demo.walkthrough import (
     Walkthrough,
     demo_data_dir,
     guard,
-    verdict,
 )
 from athkit.cli.trace import HTTPTrace, url_query
 from athkit.client import ATHClient
@@ -96,19 +95,15 @@ def run_native_demo(options: DemoOptions, console: Console) -> int:
                     title="athkit demo: the ATH Shop walkthrough",
                 )
             )
-            trace = HTTPTrace(console, verbose=not options.quiet, label="agent")
-            http = httpx.Client(timeout=10.0, trust_env=False, event_hooks=trace.hooks())
-            try:
-                with ATHClient(shop_url, agent_id, key, http_client=http) as client:
-                    _walk(walk, client, trace, options, password, shop_url)
-            except Abort:
-                pass
-            except KeyboardInterrupt:
-                console.print("\n[yellow]interrupted[/]")
-                return 130
-            finally:
-                http.close()
-    return verdict(walk)
+            return run_agent_steps(
+                walk,
+                shop_url,
+                agent_id,
+                key,
+                lambda client, trace: _walk(walk, client, trace, options, password, shop_url),
+                timeout=10.0,
+                quiet=options.quiet,
+            )
 
 
 def _walk(

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 from rich.markup import escape
 
-from athkit.cli.demo.walkthrough import Abort, Walkthrough, guard, mark, scope_table
-from athkit.cli.trace import compact_json, shorten_secret
+from athkit.cli.demo.walkthrough import Abort, Walkthrough, guard, mark, scope_table, verdict
+from athkit.cli.trace import HTTPTrace, compact_json, shorten_secret
 from athkit.client import ATHClient
 from athkit.client.errors import ATHError
+from athkit.crypto.keys import AgentKey
 from athkit.demo.agent import DEVELOPER
 from athkit.demo.browser import HTTPBrowser
 from athkit.protocol.messages import TokenResponse
@@ -212,3 +213,32 @@ def api_call(
         got = f"{exc.status} {exc.code_str}"
     walk.expect(got == want, what, got)
     return resp
+
+
+def run_agent_steps(
+    walk: Walkthrough,
+    base_url: str,
+    agent_id: str,
+    key: AgentKey,
+    steps: Callable[[ATHClient, HTTPTrace], None],
+    *,
+    timeout: float,
+    quiet: bool,
+) -> int:
+    """Run ``steps`` with an ATH client whose every exchange is printed; the exit code.
+
+    A failed step ends the walkthrough (the verdict lists why); Ctrl-C exits 130.
+    """
+    trace = HTTPTrace(walk.console, verbose=not quiet, label="agent")
+    http = httpx.Client(timeout=timeout, trust_env=False, event_hooks=trace.hooks())
+    try:
+        with ATHClient(base_url, agent_id, key, http_client=http) as client:
+            steps(client, trace)
+    except Abort:
+        pass
+    except KeyboardInterrupt:
+        walk.console.print("\n[yellow]interrupted[/]")
+        return 130
+    finally:
+        http.close()
+    return verdict(walk)
