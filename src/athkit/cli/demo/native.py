@@ -27,13 +27,7 @@ from athkit.cli.demo.steps import (
     run_agent_steps,
     show_intersection,
 )
-from athkit.cli.demo.walkthrough import (
-    Abort,
-    DemoOptions,
-    Walkthrough,
-    demo_data_dir,
-    guard,
-)
+from athkit.cli.demo.walkthrough import Abort, DemoOptions, Walkthrough, demo_data_dir, guard
 from athkit.cli.trace import HTTPTrace, url_query
 from athkit.client import ATHClient
 from athkit.client.errors import ATHError, SessionNotReadyError, UserDeniedError
