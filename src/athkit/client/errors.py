@@ -210,6 +210,10 @@ class ReauthorizationRequiredError(_CodedError, code=ErrorCode.REAUTHORIZATION_R
 class LoginRequiredError(_CodedError, code=ErrorCode.LOGIN_REQUIRED): ...
 
 
+class InvalidTargetError(_CodedError, code=ErrorCode.INVALID_TARGET):
+    """RFC 8707 ``resource`` names nothing this service protects (or another provider's)."""
+
+
 # -- the discovery registry -----------------------------------------------------------------
 
 

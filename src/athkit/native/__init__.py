@@ -25,10 +25,12 @@ from athkit.core.service import ATHService
 from athkit.core.settings import ATHSettings, ScopeInfo, load_settings
 from athkit.core.tokens import TokenInfo
 from athkit.oauth.consent import CurrentUser, build_consent_router
+from athkit.oauth.server import OAuthServer
 from athkit.web.console import IsOperator, build_console_router
 from athkit.web.deps import require_scopes
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
+from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.proxy import NativeProxyMiddleware
 from athkit.web.routes import build_router
 
@@ -82,6 +84,10 @@ class ATH:
         app.state.athkit = service
         app.include_router(build_router())
         app.include_router(build_consent_router(current_user))
+        # The same service as an OAuth 2.1 authorization server for MCP and OAuth clients.
+        self.oauth = OAuthServer(service)
+        app.state.athkit_oauth = self.oauth
+        app.include_router(build_oauth_router())
         app.include_router(build_console_router(current_user, operator, metrics_token))
         install_error_handlers(app)
         app.add_middleware(NativeProxyMiddleware, api_base_path=self.settings.api_base_path)

@@ -14,9 +14,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from athkit.store.db import Database, update_one
+from athkit.store.families import revoke_families
 from athkit.store.models import (
     AgentRow,
     AuditRow,
+    RefreshTokenRow,
     ReplayRow,
     SessionRow,
     TokenRow,
@@ -95,6 +97,7 @@ class Store:
                     .where(TokenRow.client_id == client_id, TokenRow.revoked_at.is_(None))
                     .values(revoked_at=now)
                 )
+                revoke_families(s, [RefreshTokenRow.client_id == client_id], now)
             s.add(audit)
             return True
 
@@ -234,6 +237,11 @@ class Store:
                 .values(revoked_at=now),
             )
             if won:
+                family = s.scalar(
+                    select(TokenRow.family_id).where(TokenRow.token_hash == token_hash)
+                )
+                if family is not None:  # an /oauth token: its whole family goes with it
+                    revoke_families(s, [RefreshTokenRow.family_id == family], now)
                 s.add(audit)
             return won
 
@@ -265,6 +273,11 @@ class Store:
                 .values(revoked_at=now)
             )
             count = int(res.rowcount)  # type: ignore[attr-defined]
+            count += revoke_families(
+                s,
+                [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id],
+                now,
+            )
             if count:
                 s.add(audit)
             return count
