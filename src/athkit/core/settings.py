@@ -65,7 +65,8 @@ class ATHSettings(BaseSettings):
     identity_timeout: float = 5.0
     #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
-    #: Mark cookies ``Secure`` (turn off only for plain-http development).
+    #: Kept for compatibility: cookies are ``Secure`` over https and always outside dev mode
+    #: (:attr:`cookie_secure`).
     secure_cookies: bool = True
     # -- the OAuth 2.1 authorization server (/oauth/*) --
     #: Absolute lifetime (seconds) of a refresh-token family from /oauth/token (one consent);
@@ -89,6 +90,11 @@ class ATHSettings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("public_url must be an http(s) URL")
         return v
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Cookies carry ``Secure`` when served over https, and always outside dev mode."""
+        return self.public_url.startswith("https://") or not self.dev_mode
 
     @property
     def token_endpoint(self) -> str:

@@ -23,6 +23,7 @@ from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.routes import build_router
+from athkit.web.security_headers import harden
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -82,6 +83,7 @@ def create_gateway_app(
         svc.settings.login_url = SIGNIN_PATH
         app.include_router(users.router())
         mount_handshake(app, svc, handshake, current_user=users.current_user)
+    harden(app)
 
     @app.get("/.well-known/ath.json")
     async def catalog() -> Response:

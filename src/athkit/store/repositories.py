@@ -143,6 +143,24 @@ class Store:
                 s.add(audit)
             return True
 
+    def bind_session(
+        self, session_id: str, expected_binding: str | None, binding_hash: str, csrf_hash: str
+    ) -> bool:
+        """Compare-and-set on the browser binding of a pending session (§5): True when the
+        binding was still ``expected_binding`` (None: unbound), so the first browser wins."""
+        bound = (
+            SessionRow.binding_hash.is_(None)
+            if expected_binding is None
+            else SessionRow.binding_hash == expected_binding
+        )
+        with self.db.transaction() as s:
+            return update_one(
+                s,
+                update(SessionRow)
+                .where(SessionRow.session_id == session_id, SessionRow.status == "pending", bound)
+                .values(binding_hash=binding_hash, csrf_hash=csrf_hash),
+            )
+
     def complete_callback(
         self,
         session_id: str,

@@ -40,7 +40,10 @@ def _page(request: Request, name: str, context: dict[str, object]) -> Response:
     resp = templates.TemplateResponse(
         request, name, {**context, "csrf": token}, headers=PAGE_HEADERS
     )
-    resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ath")
+    secure = service_of(request).settings.cookie_secure
+    resp.set_cookie(
+        CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ath", secure=secure
+    )
     return resp
 
 
