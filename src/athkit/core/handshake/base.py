@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +22,6 @@ from athkit.store.models import AuditRow, HandshakeRow
 if TYPE_CHECKING:  # pragma: no cover - avoids an import cycle at runtime
     from athkit.core.handshake.webhook import WebhookSender
     from athkit.core.service import ATHService
-
-log = logging.getLogger("athkit.handshake")
 
 
 def _new_id(prefix: str) -> str:

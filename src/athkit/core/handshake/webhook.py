@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from typing import Any
 
 import httpx
 
-from athkit.core.handshake.base import log
 from athkit.core.handshake_keys import ServerIdentity
 from athkit.crypto.signing import sign
+
+log = logging.getLogger("athkit.handshake")
 
 
 class WebhookSender:
