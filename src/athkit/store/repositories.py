@@ -76,15 +76,15 @@ class Store:
             raise DuplicateError(row.agent_id) from exc
 
     def get_agent(self, client_id: str) -> AgentRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(AgentRow, client_id)
 
     def get_agent_by_agent_id(self, agent_id: str) -> AgentRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.scalars(select(AgentRow).where(AgentRow.agent_id == agent_id)).first()
 
     def list_agents(self, status: str | None = None) -> Sequence[AgentRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(AgentRow).order_by(AgentRow.created_at)
             if status:
                 q = q.where(AgentRow.status == status)
@@ -128,16 +128,16 @@ class Store:
             s.add(audit)
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(SessionRow, session_id)
 
     def get_session_by_oauth_state(self, oauth_state: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(SessionRow).where(SessionRow.oauth_state == oauth_state)
             return s.scalars(q).first()
 
     def get_session_by_oauth_code(self, code_hash: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(SessionRow).where(SessionRow.oauth_code_hash == code_hash)
             return s.scalars(q).first()
 
@@ -242,7 +242,7 @@ class Store:
     def count_live_tokens(
         self, client_id: str, user_id: str, provider_id: str, now: datetime
     ) -> int:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(func.count()).where(
                 TokenRow.client_id == client_id,
                 TokenRow.user_id == user_id,
@@ -297,7 +297,7 @@ class Store:
             return won
 
     def live_tokens_for_user(self, user_id: str, now: datetime) -> Sequence[TokenRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = (
                 select(TokenRow)
                 .where(
@@ -357,7 +357,7 @@ class Store:
             s.add(row)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
             if agent_id:
                 q = q.where(AuditRow.agent_id == agent_id)
