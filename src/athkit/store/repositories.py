@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.db import Database, announce_revocation, update_one
 from athkit.store.families import revoke_families
 from athkit.store.models import (
@@ -27,6 +28,7 @@ from athkit.store.models import (
     UpstreamTokenRow,
 )
 from athkit.store.revocation import Revocation, RevocationSink
+from athkit.store.steps import restore_pending_replay, take_pending_replay
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
 
@@ -67,9 +69,32 @@ class Store:
 
     # -- agents ---------------------------------------------------------------------------
 
-    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+    @contextmanager
+    def _step_transaction(self) -> Iterator[Session]:
+        """The one write of a protocol step, recording its attestation's jti too (steps.py)."""
+        rows = take_pending_replay()
         try:
             with self.db.transaction() as s:
+                now = datetime.now(UTC)
+                for r in rows:
+                    s.execute(
+                        delete(ReplayRow).where(ReplayRow.key == r.key, ReplayRow.expires_at < now)
+                    )
+                    s.add(r)
+                yield s
+        except BaseException as exc:
+            restore_pending_replay(rows)
+            if isinstance(exc, IntegrityError) and any(
+                self.replay_seen(r.key, datetime.now(UTC)) for r in rows
+            ):
+                raise ATHError(
+                    ErrorCode.INVALID_ATTESTATION, "attestation jti was already used (replay)"
+                ) from exc
+            raise
+
+    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+        try:
+            with self._step_transaction() as s:
                 s.add(row)
                 s.add(audit)
         except IntegrityError as exc:
@@ -123,7 +148,7 @@ class Store:
     # -- sessions -------------------------------------------------------------------------
 
     def add_session(self, row: SessionRow, audit: AuditRow) -> None:
-        with self.db.transaction() as s:
+        with self._step_transaction() as s:
             s.add(row)
             s.add(audit)
 
@@ -258,7 +283,7 @@ class Store:
         self, session_id: str, token: TokenRow, audit: AuditRow
     ) -> bool:
         """Consume a consented session and store its token, atomically (§6)."""
-        with self.db.transaction() as s:
+        with self._step_transaction() as s:
             if not update_one(
                 s,
                 update(SessionRow)
@@ -344,6 +369,12 @@ class Store:
             return True
         except IntegrityError:
             return False
+
+    def replay_seen(self, key: str, now: datetime) -> bool:
+        """Is ``key`` recorded and unexpired? (a read: no commit)"""
+        with self.db.read() as s:
+            q = select(ReplayRow.key).where(ReplayRow.key == key, ReplayRow.expires_at >= now)
+            return s.scalars(q).first() is not None
 
     def purge_expired(self, now: datetime) -> int:
         with self.db.transaction() as s:
