@@ -73,8 +73,12 @@ def test_cli_session(
     assert doc.headers["cache-control"] == "max-age=300"
     cimd = httpx.get(f"{identity_url}/oauth/client-metadata.json").json()
     assert cimd["client_id"] == f"{identity_url}/oauth/client-metadata.json"
-    assert cimd["token_endpoint_auth_method"] == "private_key_jwt"
     assert "client_secret" not in cimd and len(cimd["jwks"]["keys"]) == 1
+    # athkit's own OAuth authorization server accepts it as a metadata-document client
+    from athkit.oauth.client_metadata import parse_document
+
+    meta = parse_document(cimd["client_id"], json.dumps(cimd).encode(), dev_mode=True)
+    assert meta.client_name == "Trip planner" and meta.token_endpoint_auth_method == "none"
 
     user_at_browser(_pending_url)
     code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
@@ -112,10 +116,15 @@ def test_cli_session(
     assert len(httpx.get(f"{identity_url}/oauth/client-metadata.json").json()["jwks"]["keys"]) == 2
     code, output = athkit("agent", "whoami")
     assert "AES-256-GCM" in output and "ATHKIT_VAULT_KEY" in output and old_kid in output
+    [first] = default_vault().grants()
     user_at_browser(_pending_url)
     code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
                           "--scopes", "products:read", "--dev")
     assert code == 0 and "connected" in output, output
+    # one live token per user and provider: the superseded one was revoked at the shop
+    old = httpx.get(f"{shop.url}/api/products", headers={
+        "Authorization": f"Bearer {first.access_token}", "X-ATH-Agent-ID": first.agent_id})
+    assert old.status_code == 401 and old.json()["code"] == "TOKEN_REVOKED"
 
     code, output = athkit("agent", "revoke", "ath-shop", "--dev")
     assert code == 0 and "revoked" in output, output
@@ -137,3 +146,70 @@ def test_connect_refusals_explain_what_to_do(shop: Shop, identity_url: str) -> N
 def test_every_error_code_has_a_hint() -> None:
     assert set(ERROR_HINTS) == set(ErrorCode)
     assert all(0 < len(h) <= 200 and "\n" not in h for h in ERROR_HINTS.values())
+
+
+def test_readme_session_runs_as_printed(
+    shop: Shop, agent_home: AgentHome, user_at_browser: Callable[..., object], monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The README's console session, command by command (ports are the test's own)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from athkit.client.agent import ATHAgent
+    from athkit.client.identity_server import IdentityServer
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Build an agent", 1)[1]
+    session = re.findall(r"```console\n(.*?)```", section, flags=re.S)[0]
+    commands = [line[2:].split("#")[0].strip() for line in session.splitlines()
+                if line.startswith("$ ")]
+    assert [c.split()[:3] for c in commands][:2] == [["athkit", "serve-shop", "&"],
+                                                    ["athkit", "agent", "init"]]
+    port = free_port()
+    identity = f"http://127.0.0.1:{port}"
+    server = None
+    try:
+        for command in commands[1:]:
+            argv = shlex.split(command.replace("http://127.0.0.1:8000", shop.url))[1:]
+            if argv[:2] == ["agent", "serve-identity"]:
+                vault = default_vault()
+                server = IdentityServer(lambda: ATHAgent(vault).profile.documents(), port=port)
+                server.start()
+                continue
+            if argv[:2] == ["agent", "init"]:
+                argv += ["--url", identity]
+            if argv[:2] == ["agent", "connect"]:
+                user_at_browser(_pending_url)
+            code, output = athkit(*argv)
+            assert code == 0, (command, output)
+            if argv[:2] == ["agent", "grants"]:
+                assert "ath-shop" in output and "products:read cart:read cart:write" in output
+    finally:
+        if server is not None:
+            server.stop()
+    assert default_vault().grants() == []  # revoked at the end
+
+
+def test_pending_registration_connects_once_the_operator_approved(
+    tmp_path, identity_url: str, user_at_browser: Callable[..., object]
+) -> None:  # type: ignore[no-untyped-def]
+    from athkit.core.policy import ApprovalPolicy
+    from tests.conftest import start_shop
+    from tests.integration.test_native_flow import service_of
+
+    shop = start_shop(tmp_path, policy=ApprovalPolicy(unknown_agents="pending"))
+    try:
+        code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
+                              "--scopes", "products:read", "--dev", "--no-wait")
+        assert code == 1 and "AGENT_UNAPPROVED" in output and "operator" in output
+        [record] = default_vault().clients()
+        assert record.agent_status == "pending"
+        assert service_of(shop).decide_agent(record.client_id, "approved")
+        user_at_browser(_pending_url)
+        code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
+                              "--scopes", "products:read", "--dev")
+        assert code == 0 and "connected" in output, output
+        assert default_vault().clients()[0].agent_status == "approved"
+    finally:
+        shop.server.stop()
