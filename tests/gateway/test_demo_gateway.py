@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from athkit.cli import demo as demo_module
+from athkit.cli.demo import gateway as demo_module
 from athkit.cli.main import app
 from athkit.demo import upstream
 

@@ -125,7 +125,7 @@ def demo(
         raise typer.Exit(2)
     if handshake:
         with server_extras("demo"):
-            from athkit.cli.demo_handshake import run_handshake_demo
+            from athkit.cli.demo.handshake import run_handshake_demo
 
             raise typer.Exit(run_handshake_demo(out, data_dir=data_dir, quiet=quiet))
     with server_extras("demo"):
