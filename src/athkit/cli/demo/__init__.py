@@ -11,7 +11,7 @@ Imports the server packages at import time: :mod:`athkit.cli.main` loads it lazi
 
 from rich.console import Console
 
-from athkit.cli.demo.gateway import run_gateway_demo
+from athkit.cli.demo.gateway import run_gateway_demo, serve_gateway_stack
 from athkit.cli.demo.native import DEFAULT_PASSWORD, run_native_demo
 from athkit.cli.demo.walkthrough import DemoOptions, Walkthrough
 from athkit.cli.demo.walkthrough import demo_data_dir as _data_dir
@@ -26,11 +26,14 @@ __all__ = [
     "run_demo",
     "run_gateway_demo",
     "run_native_demo",
+    "serve_gateway_stack",
 ]
 
 
 def run_demo(options: DemoOptions, console: Console) -> int:
     """Walk the native demo, or the gateway one with ``options.gateway``; 0: all as expected."""
     if options.gateway:
+        if options.serve:
+            return serve_gateway_stack(options, console)
         return run_gateway_demo(options, console)
     return run_native_demo(options, console)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -99,18 +100,29 @@ class _GatewayWorld:
     service: GatewayService
     sealer_kid: str
     op: OIDCProvider
+    agent_id: str
+    key: AgentKey
+    data_dir: str
+    temporary: bool
 
 
-def run_gateway_demo(options: DemoOptions, console: Console) -> int:
-    """Start upstream provider, Example Mail, the gateway and the agent host; walk 7 steps."""
-    walk = Walkthrough(console, quiet=options.quiet)
+class _StackError(Exception):
+    """A demo server could not start (the message says which and why)."""
+
+
+@contextmanager
+def gateway_stack(options: DemoOptions, console: Console) -> Iterator[_GatewayWorld]:
+    """Upstream provider, Example Mail, the gateway and an agent host on loopback ports.
+
+    Everything started is stopped, and a temporary data directory removed, on the way out.
+    Raises :class:`_StackError` when a server cannot start.
+    """
     try:
         ensure_installed(log=lambda line: console.print(f"[dim]{escape(line)}[/]"))
     except ProviderSetupError as exc:
-        console.print(f"[bold red]cannot start the upstream OpenID provider:[/] {escape(str(exc))}")
-        return 1
+        raise _StackError(f"cannot start the upstream OpenID provider: {exc}") from None
     with demo_data_dir(options.data_dir) as data_dir, ExitStack() as running:
-        port = free_port()
+        port = options.port or free_port()
         gw_url = f"http://127.0.0.1:{port}"
         kid = f"demo{secrets.token_hex(2)}"
         try:
@@ -139,35 +151,74 @@ def run_gateway_demo(options: DemoOptions, console: Console) -> int:
             identity_app = create_agent_identity_app()
             identity = BackgroundServer(identity_app).start()
             running.callback(identity.stop)
-        except (ProviderSetupError, RuntimeError, ValueError, ATHError) as exc:
-            console.print(f"[bold red]could not start the demo servers:[/] {escape(str(exc))}")
-            return 1
+        except (ProviderSetupError, RuntimeError, ValueError, OSError, ATHError) as exc:
+            raise _StackError(f"could not start the demo servers: {exc}") from None
         key = AgentKey.generate("P-256", kid="default")
         agent_id = publish(identity_app, identity.url, key)
-        world = _GatewayWorld(gw_url, service, kid, op)
-        walk.show(
-            Panel.fit(
-                f"ATH gateway       {gw_url}  (gateway mode, dev mode, sealing key {kid}: "
-                "new for this run)\n"
-                f"Upstream provider {op.issuer}  (node oidc-provider, client {op.client_id}, "
-                "random secret)\n"
-                f"Example Mail API  {op.resource}  (accepts only the provider's JWTs)\n"
-                f"Gateway data      {escape(str(data_dir))}"
-                f"{'' if options.data_dir else ' (temporary, removed afterwards)'}\n"
-                f"Agent identity    {agent_id}\n"
-                f"User              {GW_USER} (signs in at the provider)",
-                title="athkit demo --gateway: an ATH gateway in front of an OAuth API",
+        yield _GatewayWorld(
+            gw_url, service, kid, op, agent_id, key, str(data_dir), options.data_dir is None
+        )
+
+
+def _stack_panel(world: _GatewayWorld, title: str) -> Panel:
+    op = world.op
+    return Panel.fit(
+        f"ATH gateway       {world.url}  (gateway mode, dev mode, sealing key "
+        f"{world.sealer_kid}: new for this run)\n"
+        f"Upstream provider {op.issuer}  (node oidc-provider, client {op.client_id}, "
+        "random secret)\n"
+        f"Example Mail API  {op.resource}  (accepts only the provider's JWTs)\n"
+        f"Gateway data      {escape(world.data_dir)}"
+        f"{' (temporary, removed afterwards)' if world.temporary else ''}\n"
+        f"Agent identity    {world.agent_id}\n"
+        f"User              {GW_USER} (signs in at the provider)",
+        title=title,
+    )
+
+
+def run_gateway_demo(options: DemoOptions, console: Console) -> int:
+    """Start upstream provider, Example Mail, the gateway and the agent host; walk 7 steps."""
+    walk = Walkthrough(console, quiet=options.quiet)
+    try:
+        with gateway_stack(options, console) as world:
+            title = "athkit demo --gateway: an ATH gateway in front of an OAuth API"
+            walk.show(_stack_panel(world, title))
+            return run_agent_steps(
+                walk,
+                world.url,
+                world.agent_id,
+                world.key,
+                lambda client, _trace: _walk_gateway(walk, client, world, options),
+                timeout=15.0,
+                quiet=options.quiet,
             )
-        )
-        return run_agent_steps(
-            walk,
-            gw_url,
-            agent_id,
-            key,
-            lambda client, _trace: _walk_gateway(walk, client, world, options),
-            timeout=15.0,
-            quiet=options.quiet,
-        )
+    except _StackError as exc:
+        console.print(f"[bold red]{escape(str(exc))}[/]")
+        return 1
+
+
+def serve_gateway_stack(options: DemoOptions, console: Console) -> int:
+    """``athkit demo --gateway --serve``: keep the gateway demo stack up for your own agent."""
+    try:
+        with gateway_stack(options, console) as world:
+            console.print(
+                _stack_panel(world, "athkit demo --gateway --serve: the gateway stack, running")
+            )
+            console.print(
+                f"Point an agent at [bold]{world.url}[/] (discovery: "
+                f"{world.url}/.well-known/ath.json, provider [bold]{GW_PROVIDER}[/], scopes "
+                f"{', '.join(GW_REGISTER_SCOPES)}; agents need --dev / dev_mode for http).\n"
+                "At the provider's sign-in page any user name and password sign in.\n"
+                "Press Ctrl-C to stop."
+            )
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                console.print("\nstopping")
+            return 0
+    except _StackError as exc:
+        console.print(f"[bold red]{escape(str(exc))}[/]")
+        return 1
 
 
 def _walk_gateway(

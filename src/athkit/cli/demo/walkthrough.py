@@ -33,6 +33,10 @@ class DemoOptions:
     password: str | None = None
     wait_seconds: float = 300.0
     poll_interval: float = 1.5
+    #: ``--serve``: keep the servers up for your own agent instead of walking the steps.
+    serve: bool = False
+    #: ``--port``: the gateway's port with ``--serve`` (default: a free one).
+    port: int | None = None
 
 
 @dataclass
