@@ -106,9 +106,11 @@ def test_a_name_that_rebinds_to_loopback_is_never_connected(
 ) -> None:
     server, hosts = target
     resolver = RebindingResolver(["127.0.0.1"])
-    with _client(resolver, dev_mode=False) as http:
-        with pytest.raises(httpx.ConnectError, match="non-public"):
-            http.get(f"http://rebind.example:{server.port}/agent.json")
+    with (
+        _client(resolver, dev_mode=False) as http,
+        pytest.raises(httpx.ConnectError, match="non-public"),
+    ):
+        http.get(f"http://rebind.example:{server.port}/agent.json")
     assert resolver.queries == ["rebind.example"]  # resolved once, by the guard
     assert hosts == []  # nothing reached the private address
 
@@ -126,9 +128,11 @@ def test_the_checked_address_is_the_one_connected_and_the_host_name_is_kept(
         assert hosts == [f"agent.rebind.example:{server.port}"]
         # The second answer (a private address) is checked again at the next connection.
         http.close()
-    with _client(resolver, dev_mode=True) as http:
-        with pytest.raises(httpx.ConnectError, match="non-public"):
-            http.get(f"http://agent.rebind.example:{server.port}/agent.json")
+    with (
+        _client(resolver, dev_mode=True) as http,
+        pytest.raises(httpx.ConnectError, match="non-public"),
+    ):
+        http.get(f"http://agent.rebind.example:{server.port}/agent.json")
     assert len(hosts) == 1
 
 
