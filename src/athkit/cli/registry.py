@@ -214,6 +214,8 @@ def serve(
         from athkit.registry.app import create_registry_app
         from athkit.registry.ranking import semantic_available
         from athkit.registry.service import RegistrySettings
+        from athkit.store.errors import DatabaseUnreachableError
+        from athkit.web.accesslog import uvicorn_log_config
 
     dev_mode = dev if dev is not None else host in LOOPBACK_HOSTS
     settings = RegistrySettings(
@@ -224,10 +226,14 @@ def serve(
         revalidate_interval=revalidate_every,
         semantic="auto" if semantic else "off",
     )
-    app = create_registry_app(settings)
+    try:
+        app = create_registry_app(settings)
+    except DatabaseUnreachableError as exc:
+        err.print(str(exc), style="red", markup=False, soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     ranking = "hybrid (loading model)" if semantic and semantic_available() else "keyword"
     out.print(f"athkit registry on [bold]http://{host}:{port}[/]  ranking: {ranking}")
     out.print(f"data: {database_url or data_dir}   dev mode: {'on' if dev_mode else 'off'}")
     if not settings.admin_token:
         out.print("admin endpoints off (set ATHKIT_REGISTRY_ADMIN_TOKEN to enable them)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())

@@ -12,21 +12,25 @@ browser binding), ``callback`` (§5 callback), ``token_lifecycle`` (§6–§8 to
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 
 from athkit.core.attestation import AttestationVerifier
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
-from athkit.core.clock import Clock, system_clock
+from athkit.core.clock import Clock, system_clock, to_datetime
 from athkit.core.consent import BrowserBinding, ConsentContext, ConsentScope
 from athkit.core.identity import IdentityFetcher
+from athkit.core.outbound import OutboundLimits
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.resources import ProtectedResource, ResourceRegistry
 from athkit.core.sessions import MIN_STATE_LENGTH, s256
 from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState, shared_state
+from athkit.core.token_cache import attach_token_cache
 from athkit.core.token_lifecycle import TokenLifecycle
 from athkit.core.user_grants import UserGrant, UserGrants
 from athkit.protocol.messages import ServiceAuth, ServiceDiscoveryDocument
 from athkit.store.db import Database, default_sqlite_url
+from athkit.store.purge import PeriodicPurge
 from athkit.store.repositories import Store
 
 __all__ = [
@@ -71,9 +75,11 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         self.clock = clock
         if store is None:
             url = settings.database_url or default_sqlite_url(settings.data_dir)
-            store = Store(Database(url))
+            store = Store(Database(url, timeouts=settings.database_timeouts))
         self.store = store
+        self.outbound = OutboundLimits(max_concurrent=settings.outbound_max_concurrent)
         self.fetcher = fetcher or IdentityFetcher(
+            outbound=self.outbound,
             dev_mode=settings.dev_mode,
             cache_seconds=settings.identity_cache_seconds,
             max_bytes=settings.identity_max_bytes,
@@ -84,6 +90,7 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         self.resources = ResourceRegistry()
         self.register_resources()
         self.shared = shared_state(settings, self.store)
+        self.token_checks = attach_token_cache(settings, self.store, clock)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
             fetcher=self.fetcher,
@@ -92,9 +99,21 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             skew=settings.clock_skew,
             max_lifetime=settings.attestation_max_lifetime,
         )
+        self.purge: PeriodicPurge | None = None
+        if settings.purge_interval > 0:
+            self.purge = PeriodicPurge(
+                self.store.db,
+                interval=settings.purge_interval,
+                grace=timedelta(seconds=settings.purge_grace),
+                now=lambda: to_datetime(self.clock()),
+            ).start()
 
     def close(self) -> None:
+        if self.purge is not None:
+            self.purge.stop()
         self.fetcher.close()
+        if self.store.revocations is not None:
+            self.store.revocations.close()
         self.store.db.dispose()
 
     def register_resources(self) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.fields import BoundedInt, text, token
 from athkit.registry import ranking
@@ -24,9 +25,19 @@ from athkit.registry.errors import ADMIN_UNAUTHORIZED, registry_error
 from athkit.registry.models import Listing
 from athkit.registry.proof import VERIFICATION_PATH
 from athkit.registry.service import RegistryService, RegistrySettings
+from athkit.store.shared import MemoryRateLimiter
 from athkit.web.body import read_json
 from athkit.web.errors import install_error_handlers
+from athkit.web.health import build_health_router
+from athkit.web.ratelimit import RateLimits, Rule, install_rate_limits
 from athkit.web.security_headers import harden
+
+#: The registry's anonymous endpoints and their ``RegistrySettings.rate_limits`` buckets.
+REGISTRY_RULES: list[Rule] = [
+    ("POST", re.compile(r"/api/listings"), "submit"),
+    ("POST", re.compile(r"/api/listings/[^/]+/verify"), "verify"),
+    ("GET", re.compile(r"/api/search"), "search"),
+]
 
 log = logging.getLogger("athkit.registry")
 
@@ -110,6 +121,14 @@ def create_registry_app(
     app = FastAPI(title="athkit registry", version="0.1", lifespan=lifespan)
     app.state.registry = svc
     install_error_handlers(app)
+    app.include_router(build_health_router("", lambda: {"database": svc.db.ping}))
+    limits = RateLimits(
+        MemoryRateLimiter(),
+        per_ip=settings.rate_limits,
+        per_agent={},
+        enabled=settings.rate_limits_enabled,
+    )
+    install_rate_limits(app, limits, REGISTRY_RULES)
     harden(app)
 
     def require_admin(request: Request) -> None:
@@ -127,15 +146,13 @@ def create_registry_app(
     ) -> Response:
         if not intent.strip():
             raise ATHError(ErrorCode.VALIDATION_ERROR, "intent must not be blank")
-        result = await run_in_threadpool(svc.search, intent, limit, mode)
+        result = await run_in_worker(svc.search, intent, limit, mode)
         return JSONResponse(result.to_dict(), headers=NO_STORE)
 
     @app.post("/api/listings")
     async def submit(request: Request) -> Response:
         req = await read_json(request, SubmitRequest, MAX_BODY)
-        listing, listed = await run_in_threadpool(
-            svc.submit, req.url, req.description, req.categories
-        )
+        listing, listed = await run_in_worker(svc.submit, req.url, req.description, req.categories)
         status = 201 if listed else 202
         return JSONResponse(listing_json(svc, listing), status_code=status, headers=NO_STORE)
 
@@ -145,7 +162,7 @@ def create_registry_app(
         limit: Annotated[BoundedInt, Query(ge=1, le=500)] = 100,
         offset: Annotated[BoundedInt, Query(ge=0)] = 0,
     ) -> Response:
-        rows = await run_in_threadpool(svc.listings, status, limit, offset)
+        rows = await run_in_worker(svc.listings, status, limit, offset)
         return JSONResponse(
             {"listings": [listing_json(svc, r) for r in rows], "count": len(rows)},
             headers=NO_STORE,
@@ -153,17 +170,17 @@ def create_registry_app(
 
     @app.get("/api/listings/{listing_id}")
     async def get_listing(listing_id: str) -> Response:
-        listing = await run_in_threadpool(svc.get, listing_id)
+        listing = await run_in_worker(svc.get, listing_id)
         return JSONResponse(listing_json(svc, listing), headers=NO_STORE)
 
     @app.post("/api/listings/{listing_id}/verify")
     async def verify(listing_id: str) -> Response:
-        listing = await run_in_threadpool(svc.verify, listing_id)
+        listing = await run_in_worker(svc.verify, listing_id)
         return JSONResponse(listing_json(svc, listing), headers=NO_STORE)
 
     @app.get("/api/status")
     async def status() -> Response:
-        counts = await run_in_threadpool(svc.counts)
+        counts = await run_in_worker(svc.counts)
         return JSONResponse(
             {
                 "listings": counts,
@@ -178,7 +195,7 @@ def create_registry_app(
     @app.post("/api/admin/revalidate")
     async def revalidate(request: Request) -> Response:
         require_admin(request)
-        report = await run_in_threadpool(svc.revalidate)
+        report = await run_in_worker(svc.revalidate)
         return JSONResponse(
             {
                 "checked": report.checked,
@@ -195,7 +212,7 @@ def create_registry_app(
         """List an origin without ownership proof (``verified`` stays false)."""
         require_admin(request)
         req = await read_json(request, SubmitRequest, MAX_BODY)
-        listing, _ = await run_in_threadpool(
+        listing, _ = await run_in_worker(
             lambda: svc.submit(req.url, req.description, req.categories, require_proof=False)
         )
         return JSONResponse(listing_json(svc, listing), status_code=201, headers=NO_STORE)
@@ -203,7 +220,7 @@ def create_registry_app(
     @app.delete("/api/admin/listings/{listing_id}", status_code=204)
     async def admin_remove(listing_id: str, request: Request) -> Response:
         require_admin(request)
-        await run_in_threadpool(svc.remove, listing_id)
+        await run_in_worker(svc.remove, listing_id)
         return Response(status_code=204)
 
     return app
@@ -223,7 +240,7 @@ async def _revalidate_loop(svc: RegistryService, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await run_in_threadpool(svc.revalidate)
+            report = await run_in_worker(svc.revalidate)
             log.info("re-validated %d listings, dropped %d", report.checked, len(report.dropped))
         except Exception:
             log.exception("re-validation failed")

@@ -28,6 +28,7 @@ import httpx
 from pydantic import ValidationError
 
 from athkit.core.netguard import check_url
+from athkit.core.outbound import OutboundLimits, ResponseTooLarge
 from athkit.protocol.errors import ATHError
 from athkit.protocol.messages import GatewayDiscoveryDocument, ServiceDiscoveryDocument
 from athkit.protocol.version import check_compatible, parse_version
@@ -135,9 +136,13 @@ class DocumentFetcher:
         timeout: float = 5.0,
         max_bytes: int = 256 * 1024,
         transport: httpx.BaseTransport | None = None,
+        outbound: OutboundLimits | None = None,
     ) -> None:
         self.dev_mode = dev_mode
         self.max_bytes = max_bytes
+        if transport is None:  # ``timeout`` bounds each whole GET; fetches in flight are capped
+            limits = outbound or OutboundLimits()
+            transport = limits.transport(deadline=timeout, max_bytes=max_bytes)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
@@ -178,6 +183,8 @@ class DocumentFetcher:
                         if len(body) > limit:
                             raise FetchFailed(f"larger than {limit} bytes", resp.status_code)
                     return bytes(body)
+            except ResponseTooLarge as exc:
+                raise FetchFailed(f"larger than {limit} bytes") from exc
             except httpx.HTTPError as exc:
                 raise FetchFailed(type(exc).__name__) from exc
         raise FetchFailed("too many redirects")

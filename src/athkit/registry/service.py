@@ -24,7 +24,7 @@ import json
 import logging
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -33,6 +33,7 @@ import httpx
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from athkit.core.outbound import OutboundLimits
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.registry import entries as entry_rows
 from athkit.registry import ranking, revalidation
@@ -52,6 +53,7 @@ from athkit.registry.proof import VERIFICATION_PATH, challenge_token, check_proo
 from athkit.registry.revalidation import RevalidationReport
 from athkit.registry.search import ProviderHit, SearchMode, SearchResult
 from athkit.registry.vectors import Matrix, VectorIndex, to_blob
+from athkit.store.db import DatabaseTimeouts
 
 __all__ = [
     "ProviderHit",
@@ -95,6 +97,20 @@ class RegistrySettings:
     fetch_timeout: float = 5.0
     #: Largest service document fetched.
     max_document_bytes: int = 256 * 1024
+    #: database bounds (a hung database answers 503 within seconds)
+    db_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    #: document fetches in flight at once; one more answers 503 at once
+    outbound_max_concurrent: int = 16
+    #: per client IP and endpoint (submit, verify, search), "N/second|minute|hour"
+    rate_limits: dict[str, str] = field(
+        default_factory=lambda: {
+            "submit": "30/minute",
+            "verify": "30/minute",
+            "search": "600/minute",
+        }
+    )
+    #: answer 429 ``RATE_LIMITED`` past ``rate_limits`` (False: no limits)
+    rate_limits_enabled: bool = True
 
     @property
     def url(self) -> str:
@@ -114,8 +130,9 @@ class RegistryService:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.db = RegistryDatabase(settings.url)
+        self.db = RegistryDatabase(settings.url, timeouts=settings.db_timeouts)
         self.fetcher = DocumentFetcher(
+            outbound=OutboundLimits(max_concurrent=settings.outbound_max_concurrent),
             dev_mode=settings.dev_mode,
             timeout=settings.fetch_timeout,
             max_bytes=settings.max_document_bytes,

@@ -12,11 +12,11 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from athkit.core.metrics import exposition
 from athkit.core.secrets import new_secret
+from athkit.core.workers import run_in_worker
 from athkit.oauth.consent import PAGE_HEADERS, CurrentUser, resolve_user
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.errors import templates
@@ -74,14 +74,14 @@ def build_console_router(
     @router.get("/ath/my/agents")
     async def my_agents(request: Request) -> Response:
         user = await signed_in(request)
-        grants = await run_in_threadpool(service_of(request).user_grants, user)
+        grants = await run_in_worker(service_of(request).user_grants, user)
         return _page(request, "my_agents.html", {"user": user, "grants": grants})
 
     @router.post("/ath/my/agents/revoke")
     async def my_agents_revoke(request: Request) -> Response:
         user = await signed_in(request)
         form = await _check_csrf(request)
-        await run_in_threadpool(
+        await run_in_worker(
             service_of(request).revoke_for_user, user, form.get("client_id", "")
         )
         return RedirectResponse("/ath/my/agents", status_code=303)
@@ -90,7 +90,7 @@ def build_console_router(
     async def console_agents(request: Request) -> Response:
         await operator(request)
         svc = service_of(request)
-        agents = await run_in_threadpool(svc.store.list_agents, request.query_params.get("status"))
+        agents = await run_in_worker(svc.store.list_agents, request.query_params.get("status"))
         return _page(request, "console_agents.html", {"agents": agents})
 
     @router.post("/ath/console/agents/decision")
@@ -103,7 +103,7 @@ def build_console_router(
         )
         if status is None:
             raise ATHError(ErrorCode.INVALID_REQUEST, "decision must be approve, deny or suspend")
-        await run_in_threadpool(
+        await run_in_worker(
             lambda: svc.decide_agent(
                 form.get("client_id", ""), status, actor="console", reason=form.get("reason")
             )
@@ -114,7 +114,7 @@ def build_console_router(
     async def console_audit(request: Request) -> Response:
         await operator(request)
         svc = service_of(request)
-        rows = await run_in_threadpool(
+        rows = await run_in_worker(
             lambda: svc.store.list_audit(agent_id=request.query_params.get("agent_id"), limit=200)
         )
         return _page(request, "console_audit.html", {"rows": rows})
