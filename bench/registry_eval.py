@@ -93,26 +93,41 @@ def bulk(svc: RegistryService, listing_embedder: ListingEmbedder, entries: list[
 # -- quality ----------------------------------------------------------------------------------
 
 
-def quality(svc: RegistryService, cases: list[tuple[str, str]], mode: str) -> dict[str, float]:
-    r1 = r3 = r10 = rr = 0.0
+def ranks(svc: RegistryService, cases: list[tuple[str, str]], mode: str) -> list[int]:
+    """Rank of the right service per case (0 when not in the top 10)."""
+    out = []
     for intent, sid in cases:
         ids = [h.provider_id for h in svc.search(intent, limit=10, mode=mode).providers]
-        if sid in ids:
-            rank = ids.index(sid) + 1
-            r1 += rank == 1
-            r3 += rank <= 3
-            r10 += 1
-            rr += 1 / rank
-    n = len(cases)
-    return {"r1": r1 / n, "r3": r3 / n, "r10": r10 / n, "mrr": rr / n, "n": n}
+        out.append(ids.index(sid) + 1 if sid in ids else 0)
+    return out
+
+
+def summary(rs: list[int]) -> dict[str, float]:
+    n = len(rs)
+    return {
+        "r1": sum(r == 1 for r in rs) / n,
+        "r3": sum(0 < r <= 3 for r in rs) / n,
+        "r10": sum(r > 0 for r in rs) / n,
+        "mrr": sum(1 / r for r in rs if r) / n,
+        "n": n,
+    }
 
 
 def quality_table(svc: RegistryService, services: list[dict[str, Any]], where: str) -> None:
     print(f"\nquality, {where}:")
     print(f"  {'mode':>8} {'split':>8} {'n':>4} {'r@1':>6} {'r@3':>6} {'r@10':>6} {'MRR':>6}")
+    cases = corpus.cases(services)
+    split_of = {s["id"]: s["split"] for s in services}
     for mode in MODES:
+        rs = ranks(svc, cases, mode)
         for split in ("dev", "heldout", None):
-            r = quality(svc, corpus.cases(services, split), mode)
+            r = summary(
+                [
+                    k
+                    for k, (_, sid) in zip(rs, cases, strict=True)
+                    if split is None or split_of[sid] == split
+                ]
+            )
             name = split or "all"
             print(
                 f"  {mode:>8} {name:>8} {r['n']:4d} {r['r1']:6.3f} {r['r3']:6.3f} "
@@ -155,9 +170,14 @@ def timed_rounds(
 def latency(
     svc: RegistryService, http: httpx.Client, intents: list[str], size: int, n: int
 ) -> None:
+    assert svc.embedder is not None
     for mode in MODES:
         timed_rounds(svc, http, intents, mode, 20)  # warm-up
         inproc, over = timed_rounds(svc, http, intents, mode, n)
+        if mode == "semantic":  # the same machine state: how much of it is the encoder
+            enc = encode_only(svc.embedder, intents, min(n, 60))
+            print(f"  {size:>7} (query encoding alone, measured right after: p50 {enc:.1f} ms)")
+            figure(f"registry_encode_only_p50_ms_{size}", enc, "ms")
         for where, vals in (("inproc", inproc), ("http", over)):
             p50, p99 = statistics.median(vals), pct(vals, 99)
             print(f"  {size:>7} {mode:>8} {where:>6}: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
