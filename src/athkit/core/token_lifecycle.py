@@ -19,6 +19,7 @@ from athkit.protocol.messages import (
 )
 from athkit.protocol.scopes import intersect_scopes
 from athkit.store.models import TokenRow
+from athkit.store.steps import protocol_step
 
 
 class TokenLifecycle(AuthorizationSessions):
@@ -26,6 +27,7 @@ class TokenLifecycle(AuthorizationSessions):
 
     # -- §6 token -------------------------------------------------------------------------
 
+    @protocol_step
     def exchange(self, req: TokenRequest) -> TokenResponse:
         now = self.clock()
         if req.grant_type != "authorization_code":
@@ -118,7 +120,7 @@ class TokenLifecycle(AuthorizationSessions):
         return self.token_checks.validate(
             token,
             agent_header=agent_header,
-            provider_id=provider_id,
+            provider_id=None if provider_id is None else self.canonical_provider(provider_id),
             required=required,
             resource=resource,
         )
@@ -136,7 +138,7 @@ class TokenLifecycle(AuthorizationSessions):
         return self.token_checks.from_memory(
             token,
             agent_header=agent_header,
-            provider_id=provider_id,
+            provider_id=None if provider_id is None else self.canonical_provider(provider_id),
             required=required,
             resource=resource,
         )
