@@ -27,7 +27,9 @@ def service_provider(doc: ServiceDiscoveryDocument, base: str, url: str) -> Disc
     token = doc.auth.token_endpoint.rstrip("/")
     base_url = token[: -len(TOKEN_PATH)] if token.endswith(TOKEN_PATH) else base
     return DiscoveredProvider(
-        provider_id=doc.app_id,
+        # The id to register with: ``provider_id`` when the service publishes it
+        # (athkit does), else ``app_id``, which athkit services accept as an alias.
+        provider_id=doc.provider_id or doc.app_id,
         name=doc.name,
         base_url=base_url,
         authorization_endpoint=doc.auth.authorization_endpoint,
