@@ -815,10 +815,11 @@ class ATHService:
 
     # -- the user's own channel (§8) ------------------------------------------------------
 
-    def user_grants(self, user_id: str) -> list[UserGrant]:
+    def user_grants(self, user_id: str, provider_id: str | None = None) -> list[UserGrant]:
         grants = []
         names: dict[str, AgentRow | None] = {}
-        for t in self.store.live_tokens_for_user(user_id, to_datetime(self.clock())):
+        now = to_datetime(self.clock())
+        for t in self.store.live_tokens_for_user(user_id, now, provider_id):
             if t.client_id not in names:
                 names[t.client_id] = self.store.get_agent(t.client_id)
             agent = names[t.client_id]
@@ -835,7 +836,7 @@ class ATHService:
             )
         return grants
 
-    def revoke_for_user(self, user_id: str, client_id: str) -> int:
+    def revoke_for_user(self, user_id: str, client_id: str, provider_id: str | None = None) -> int:
         """The signed-in user withdraws an agent's access (all its live tokens for this user)."""
         now = self.clock()
         agent = self.store.get_agent(client_id)
@@ -849,8 +850,10 @@ class ATHService:
                 "revoked_by_user",
                 agent_id=agent.agent_id if agent else None,
                 user_id=user_id,
-                details={"client_id": client_id},
+                provider_id=provider_id,
+                details={"actor": "user", "client_id": client_id},
             ),
+            provider_id,
         )
 
     # -- §8 revoke ------------------------------------------------------------------------

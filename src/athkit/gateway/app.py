@@ -10,16 +10,24 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
+from athkit.core.audit_writer import AuditBatchWriter
 from athkit.core.handshake import HandshakePolicy
+from athkit.core.operators import OperatorAccounts
 from athkit.crypto.sealing import TokenSealer
+from athkit.gateway.admin import CONSOLE_PATH, build_admin_router
+from athkit.gateway.call_audit import observed_call
 from athkit.gateway.config import ConfigError, GatewayConfig
+from athkit.gateway.live_providers import LiveProviders
 from athkit.gateway.proxy import proxy_request
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
 from athkit.store.repositories import Store
+from athkit.web.console import USER_SIGNIN_KEY, build_console_router
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
+from athkit.web.operator_auth import OperatorSessions
+from athkit.web.request_id import RequestIdMiddleware
 from athkit.web.routes import build_router
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -58,23 +66,51 @@ def create_gateway_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         timeout = httpx.Timeout(config.gateway.upstream_timeout, connect=5.0)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False) as c:
-            app.state.upstream_http = c
-            yield
-        svc.close()
+        live.start()
+        try:
+            async with httpx.AsyncClient(
+                limits=limits, timeout=timeout, follow_redirects=False
+            ) as c:
+                app.state.upstream_http = c
+                yield
+        finally:
+            live.stop()
+            writer.close()
+            svc.close()
 
+    writer = AuditBatchWriter(
+        svc.store.add_audit_many,
+        sample=config.gateway.audit_proxy_sample,
+        max_queue=config.gateway.audit_queue,
+    )
     app = FastAPI(title="athkit gateway", version="0.1", lifespan=lifespan)
+    app.state.athkit_audit_writer = writer
     app.state.athkit = svc
     app.include_router(build_router(service_discovery=False))
     app.include_router(build_consent_router(None))
     install_error_handlers(app)
+    # The user pages need to know who the user is: sign-in with a provider (gateway/users.py).
+    users = GatewayUsers(svc)
+    svc.settings.login_url = SIGNIN_PATH
+    app.include_router(users.router())
+    operators = OperatorSessions(
+        OperatorAccounts(
+            svc.store.db, clock=svc.clock, rate=svc.shared.rate, audit=svc.store.add_audit
+        ),
+        public_url=config.gateway.public_url,
+    )
+    operators.mount(app)
+    live = LiveProviders(svc, poll_seconds=config.gateway.provider_poll_seconds)
+    app.state.athkit_live_providers = live
+    app.state.athkit_console_extra = [(CONSOLE_PATH, "providers")]
+    app.include_router(build_admin_router(live, operators))
+    setattr(app.state, USER_SIGNIN_KEY, SIGNIN_PATH)
+    app.include_router(
+        build_console_router(users.current_user, operators, config.gateway.metrics_token)
+    )
     if handshake is None and config.handshake is not None:
         handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:
-        # The user pages need to know who the user is: sign-in with a provider (gateway/users.py).
-        users = GatewayUsers(svc)
-        svc.settings.login_url = SIGNIN_PATH
-        app.include_router(users.router())
         mount_handshake(app, svc, handshake, current_user=users.current_user)
 
     @app.get("/.well-known/ath.json")
@@ -85,6 +121,14 @@ def create_gateway_app(
 
     @app.api_route("/ath/proxy/{provider_id}/{path:path}", methods=PROXY_METHODS)
     async def proxy(provider_id: str, path: str, request: Request) -> Response:
-        return await proxy_request(request, svc, app.state.upstream_http, provider_id, path)
+        return await observed_call(
+            svc,
+            writer,
+            request,
+            provider_id,
+            lambda: proxy_request(request, svc, app.state.upstream_http, provider_id, path),
+        )
+
+    app.add_middleware(RequestIdMiddleware)
 
     return app

@@ -48,6 +48,8 @@ class ProviderConfig(_Strict):
     userinfo_endpoint: str | None = None
     revocation_endpoint: str | None = None
     jwks_uri: str | None = None
+    #: The userinfo member naming the account when there is no id_token (GitHub: ``id``).
+    user_id_claim: str = Field("sub", pattern=r"^[A-Za-z0-9_]{1,64}$")
     client_id: str
     client_secret_env: str
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = (
@@ -118,6 +120,14 @@ class GatewaySection(_Strict):
     upstream_timeout: float = Field(30.0, gt=0)
     #: Refresh the upstream access token this many seconds before it expires.
     refresh_leeway: int = Field(30, ge=0)
+    #: Bearer token that may read ``/ath/metrics`` without an operator session (Prometheus).
+    metrics_token: str | None = None
+    #: How often each node checks for provider changes saved through the console or admin API.
+    provider_poll_seconds: float = Field(2.0, gt=0, le=300)
+    #: Fraction of proxied calls written to the audit log as ``proxy_request`` (1 = all, 0 =
+    #: none); ``scope_violation`` is always written. Rows go through a queue of ``audit_queue``.
+    audit_proxy_sample: float = Field(1.0, ge=0, le=1)
+    audit_queue: int = Field(10_000, ge=100, le=1_000_000)
 
     @field_validator("public_url")
     @classmethod

@@ -15,7 +15,7 @@ from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, as_utc, system_clock, to_datetime
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.secrets import hash_secret
-from athkit.core.service import ATHService, RedeemedCode
+from athkit.core.service import ATHService, RedeemedCode, UserGrant
 from athkit.core.settings import ATHSettings
 from athkit.core.tokens import TokenInfo, require_scopes_of
 from athkit.crypto.sealing import SealError, TokenSealer
@@ -191,6 +191,16 @@ class GatewayService(ATHService):
             expires_at=to_datetime(tokens.expires_at) if tokens.expires_at else None,
             updated_at=to_datetime(self.clock()),
         )
+
+    # -- the user's own channel: accounts are "<provider_id>:<sub>" (gateway/users.py) ------
+
+    def user_grants(self, user_id: str, provider_id: str | None = None) -> list[UserGrant]:
+        provider, _, sub = user_id.partition(":")
+        return super().user_grants(sub, provider) if sub else []
+
+    def revoke_for_user(self, user_id: str, client_id: str, provider_id: str | None = None) -> int:
+        provider, _, sub = user_id.partition(":")
+        return super().revoke_for_user(sub, client_id, provider) if sub else 0
 
     # -- proxy support --------------------------------------------------------------------
 

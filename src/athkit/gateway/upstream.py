@@ -229,9 +229,11 @@ class UpstreamProvider:
             data: dict[str, Any] = resp.json()
             return data
 
-        sub = self._call("userinfo request", run).get("sub")
+        sub = self._call("userinfo request", run).get(self.cfg.user_id_claim)
+        if isinstance(sub, int) and not isinstance(sub, bool):
+            sub = str(sub)  # numeric account ids (GitHub)
         if not isinstance(sub, str) or not sub:
-            raise _oauth_error("userinfo carries no sub")
+            raise _oauth_error(f"userinfo carries no {self.cfg.user_id_claim}")
         return sub
 
     def _sub_from_id_token(self, id_token: str) -> str:

@@ -237,7 +237,9 @@ class Store:
                 s.add(audit)
             return won
 
-    def live_tokens_for_user(self, user_id: str, now: datetime) -> Sequence[TokenRow]:
+    def live_tokens_for_user(
+        self, user_id: str, now: datetime, provider_id: str | None = None
+    ) -> Sequence[TokenRow]:
         with self.db.transaction() as s:
             q = (
                 select(TokenRow)
@@ -248,22 +250,29 @@ class Store:
                 )
                 .order_by(TokenRow.created_at.desc())
             )
+            if provider_id is not None:
+                q = q.where(TokenRow.provider_id == provider_id)
             return s.scalars(q).all()
 
     def revoke_user_client_tokens(
-        self, user_id: str, client_id: str, now: datetime, audit: AuditRow
+        self,
+        user_id: str,
+        client_id: str,
+        now: datetime,
+        audit: AuditRow,
+        provider_id: str | None = None,
     ) -> int:
-        """The user's own channel (§8): revoke every live token of one agent for this user."""
+        """The user's own channel (§8): revoke every live token of one agent for this user
+        (at one provider, when given: a gateway user is an account at one provider)."""
         with self.db.transaction() as s:
-            res = s.execute(
-                update(TokenRow)
-                .where(
-                    TokenRow.user_id == user_id,
-                    TokenRow.client_id == client_id,
-                    TokenRow.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
+            q = update(TokenRow).where(
+                TokenRow.user_id == user_id,
+                TokenRow.client_id == client_id,
+                TokenRow.revoked_at.is_(None),
             )
+            if provider_id is not None:
+                q = q.where(TokenRow.provider_id == provider_id)
+            res = s.execute(q.values(revoked_at=now))
             count = int(res.rowcount)  # type: ignore[attr-defined]
             if count:
                 s.add(audit)
@@ -291,6 +300,11 @@ class Store:
     def add_audit(self, row: AuditRow) -> None:
         with self.db.transaction() as s:
             s.add(row)
+
+    def add_audit_many(self, rows: Sequence[AuditRow]) -> None:
+        """A batch of per-call audit rows in one transaction (core/audit_writer.py)."""
+        with self.db.transaction() as s:
+            s.add_all(rows)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
         with self.db.transaction() as s:
