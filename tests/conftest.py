@@ -20,6 +20,10 @@ from athkit.demo.agent import create_agent_identity_app, publish
 from athkit.demo.shop import create_shop_app
 from athkit.web.serving import BackgroundServer, free_port
 
+# The CLI's Rich consoles are created at import and read COLUMNS then: without a width, output
+# captured under pytest-xdist wraps at 80 columns and tables truncate the values tests look for.
+os.environ.setdefault("COLUMNS", "200")
+
 PG_ADMIN_DSN = os.environ.get("ATHKIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHOP_PASSWORD = "wonderland-test"
 

@@ -25,7 +25,10 @@ from athkit.client.discovery import (
 from athkit.client.errors import DraftVersionWarning
 from athkit.protocol.errors import ATHError
 
-agent_app = typer.Typer(help="Agent-side tools: discover ATH services.", no_args_is_help=True)
+agent_app = typer.Typer(
+    help="Agent-side tools: identity, discovery, connect, call, grants, revoke.",
+    no_args_is_help=True,
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -133,6 +136,8 @@ def discover_cmd(
         raise typer.Exit(2) from None
     except ATHError as exc:
         err.print(f"[red]{exc.code_str}: {exc.message}[/]")
+        if not dev and "https" in exc.message:
+            err.print("for a local http:// service (development only), add --dev")
         raise typer.Exit(1) from None
     for warning in found.warnings:
         err.print(f"[yellow]warning: {warning}[/]")
@@ -143,3 +148,7 @@ def discover_cmd(
         out.print("no providers found")
         return
     out.print(_table(found))
+
+
+# The identity and grant commands register themselves on agent_app.
+from athkit.cli import agent_grants, agent_identity  # noqa: E402,F401

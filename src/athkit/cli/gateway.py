@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from athkit.cli.extras import server_extras
+
 gateway_app = typer.Typer(help="Run an ATH gateway in front of OAuth APIs.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
@@ -36,8 +38,9 @@ def check(
     ] = True,
 ) -> None:
     """Validate a gateway config (keys, routes, env secrets, and upstream discovery)."""
-    from athkit.gateway.config import ConfigError
-    from athkit.gateway.upstream import UpstreamProvider
+    with server_extras("gateway check"):
+        from athkit.gateway.config import ConfigError
+        from athkit.gateway.upstream import UpstreamProvider
 
     cfg = _load(config)
     table = Table(title=f"{cfg.gateway.gateway_id} at {cfg.gateway.public_url}")
@@ -72,10 +75,11 @@ def serve(
     ] = "info",
 ) -> None:
     """Run the gateway with uvicorn in the foreground."""
-    import uvicorn
+    with server_extras("gateway serve"):
+        import uvicorn
 
-    from athkit.gateway.app import create_gateway_app
-    from athkit.gateway.config import ConfigError
+        from athkit.gateway.app import create_gateway_app
+        from athkit.gateway.config import ConfigError
 
     cfg = _load(config)
     try:

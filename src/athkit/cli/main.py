@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,6 +22,7 @@ from rich.console import Console
 from athkit import ATH_VERSION, __version__
 from athkit.cli.admin import admin_app
 from athkit.cli.agent import agent_app
+from athkit.cli.extras import server_extras
 from athkit.cli.gateway import gateway_app
 from athkit.cli.registry import registry_app
 from athkit.cli.user import user_app
@@ -45,39 +44,8 @@ app.add_typer(admin_app, name="admin")
 out = Console()
 err = Console(stderr=True)
 
-#: Top-level modules of the ``athkit[server]`` extra.
-SERVER_PACKAGES = frozenset(
-    {
-        "fastapi",
-        "starlette",
-        "uvicorn",
-        "sqlalchemy",
-        "alembic",
-        "jinja2",
-        "multipart",
-        "python_multipart",
-        "authlib",
-        "pydantic_settings",
-    }
-)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_DATA_DIR = Path(".athkit/shop")
-
-
-@contextmanager
-def server_extras(command: str) -> Iterator[None]:
-    """Turn a missing server dependency into a clear message and exit code 2."""
-    try:
-        yield
-    except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        if top not in SERVER_PACKAGES:
-            raise
-        err.print(
-            f"[red]`athkit {command}` needs the server dependencies ({top} is missing).[/]\n"
-            "Install them with:  pip install 'athkit\\[server]'"
-        )
-        raise typer.Exit(2) from None
 
 
 # -- shared options -------------------------------------------------------------------------

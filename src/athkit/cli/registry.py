@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from athkit.cli.extras import server_extras
+
 registry_app = typer.Typer(
     help="Find ATH (and Agent Auth) services by intent: run a registry, list, search.",
     no_args_is_help=True,
@@ -194,18 +196,12 @@ def serve(
     ] = True,
 ) -> None:
     """Run the registry with uvicorn in the foreground."""
-    try:
+    with server_extras("registry serve"):
         import uvicorn
 
         from athkit.registry.app import create_registry_app
         from athkit.registry.ranking import semantic_available
         from athkit.registry.service import RegistrySettings
-    except ModuleNotFoundError as exc:
-        err.print(
-            f"[red]`athkit registry serve` needs the server dependencies ({exc.name} is "
-            "missing).[/]\nInstall them with:  pip install 'athkit\\[server]'"
-        )
-        raise typer.Exit(2) from None
 
     dev_mode = dev if dev is not None else host in LOOPBACK_HOSTS
     settings = RegistrySettings(

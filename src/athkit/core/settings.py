@@ -24,28 +24,47 @@ class ATHSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATHKIT_", extra="ignore")
 
     public_url: str = Field(description="The service's public base URL, no trailing slash")
+    #: Reverse-DNS id of the app in the service discovery document (``app_id``).
     app_id: str = "com.example.app"
+    #: Name shown to agents and users (discovery document, consent page).
     app_name: str = "ATH service"
+    #: The provider id agents register and authorize for.
     provider_id: str = "app"
+    #: Path prefix of the service's own API routes (``api_base`` in discovery).
     api_base_path: str = "/api"
+    #: The scopes the service offers, with the text the consent page shows.
     scopes: list[ScopeInfo] = Field(default_factory=list)
+    #: SQLAlchemy URL (``postgresql+psycopg://user@host/db``); default SQLite in ``data_dir``.
     database_url: str | None = None
     #: Redis for the replay cache and rate limits shared by many nodes (``redis://host:6379/0``).
     redis_url: str | None = None
+    #: Prefix of every Redis key this service writes.
     redis_prefix: str = "athkit:"
+    #: Directory of the default SQLite database and the service's signing keys.
     data_dir: Path = Path(".athkit")
     #: Allows http:// and loopback agent_id URLs. For local development and tests only.
     dev_mode: bool = False
+    #: Access token lifetime in seconds.
     token_ttl: int = Field(3600, ge=60, le=86400)
+    #: Authorization session lifetime in seconds (at most 10 minutes).
     session_ttl: int = Field(600, ge=30, le=600)
+    #: Days a Phase A approval stays valid before the agent must register again.
     approval_ttl_days: int = Field(365, ge=1)
+    #: Longest accepted ``exp - iat`` of an agent attestation, seconds.
     attestation_max_lifetime: int = Field(3600, ge=60, le=86400)
+    #: Seconds of clock difference tolerated on ``iat``/``nbf``/``exp``.
     clock_skew: int = 300
+    #: Largest accepted JSON request body (413 above).
     max_body_bytes: int = 64 * 1024
+    #: How long a fetched agent identity document is reused (at most 300).
     identity_cache_seconds: int = Field(300, ge=0, le=300)
+    #: Largest agent identity document fetched.
     identity_max_bytes: int = 64 * 1024
+    #: Seconds allowed for fetching an agent identity document.
     identity_timeout: float = 5.0
+    #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
+    #: Mark cookies ``Secure`` (turn off only for plain-http development).
     secure_cookies: bool = True
 
     @field_validator("public_url")
@@ -73,3 +92,58 @@ class ATHSettings(BaseSettings):
             if s.name == name:
                 return s.description or name
         return name
+
+
+#: uvicorn's default address: what a development server started without ``--host/--port`` serves.
+DEV_DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+class SettingsError(SystemExit):
+    """Settings that cannot start a service, said in one line (no traceback under uvicorn).
+
+    A ``SystemExit`` so that ``uvicorn module:app`` prints only the message and exits 1; its
+    ``str()`` names each bad field with its ``ATHKIT_*`` variable.
+    """
+
+    def __str__(self) -> str:
+        return str(self.code)
+
+
+def load_settings(**kwargs: object) -> ATHSettings:
+    """``ATHSettings(**kwargs)`` with start-up errors in one line.
+
+    In dev mode a missing ``public_url`` defaults to uvicorn's default address (with a warning
+    that names ``ATHKIT_PUBLIC_URL``); outside dev mode it must be set.
+    """
+    import logging
+    import os
+
+    from pydantic import ValidationError
+
+    if "public_url" not in kwargs and not os.environ.get("ATHKIT_PUBLIC_URL"):
+        dev = kwargs.get("dev_mode")
+        if dev is None:
+            flag = os.environ.get("ATHKIT_DEV_MODE", "").strip().lower()
+            dev = flag in {"1", "true", "yes", "on"}
+        if dev:
+            logging.getLogger("athkit").warning(
+                "ATHKIT_PUBLIC_URL is not set: using %s (dev mode); set it to the URL agents use",
+                DEV_DEFAULT_PUBLIC_URL,
+            )
+            kwargs["public_url"] = DEV_DEFAULT_PUBLIC_URL
+    try:
+        return ATHSettings(**kwargs)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "settings"
+            env = f"ATHKIT_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+            what = "is not set" if error["type"] == "missing" else error["msg"]
+            problems.append(f"{field} ({env}) {what}" if env else f"{field}: {what}")
+        hint = ""
+        if any(e["loc"][:1] == ("public_url",) for e in exc.errors()):
+            hint = (
+                "; set ATHKIT_PUBLIC_URL to the service's public base URL "
+                "(or ATHKIT_DEV_MODE=1 for local development on http://127.0.0.1:8000)"
+            )
+        raise SettingsError("athkit: invalid settings: " + "; ".join(problems) + hint) from None

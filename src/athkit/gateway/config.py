@@ -25,33 +25,49 @@ class _Strict(BaseModel):
 
 
 class ScopeConfig(_Strict):
+    #: Text the consent page shows for this scope.
     description: str = ""
     #: Upstream OAuth scopes this ATH scope needs.
     upstream: list[str] = Field(default_factory=list)
 
 
 class RouteConfig(_Strict):
+    #: HTTP method of the route (or ``*``).
     method: str
+    #: Path pattern under the provider's ``api_base``.
     path: str
+    #: The ATH scope a call to this route needs.
     scope: str
 
 
 class ProviderConfig(_Strict):
+    #: The id agents use for this provider (``/ath/proxy/<provider_id>/...``).
     provider_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    #: Name shown on the consent page and in the catalog.
     display_name: str
+    #: Catalog categories (discovery document).
     categories: list[str] = Field(default_factory=list)
+    #: Whether agents need the gateway's Phase A approval for this provider.
     agent_approval_required: bool = True
     #: OIDC issuer: endpoints are discovered from ``/.well-known/openid-configuration``.
     issuer: str | None = None
+    #: Upstream authorization endpoint (when no ``issuer``).
     authorization_endpoint: str | None = None
+    #: Upstream token endpoint (when no ``issuer``).
     token_endpoint: str | None = None
+    #: Upstream userinfo endpoint (identifies the user when there is no id_token).
     userinfo_endpoint: str | None = None
+    #: Upstream RFC 7009 revocation endpoint.
     revocation_endpoint: str | None = None
+    #: Upstream JWKS for checking id_tokens.
     jwks_uri: str | None = None
     #: The userinfo member naming the account when there is no id_token (GitHub: ``id``).
     user_id_claim: str = Field("sub", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    #: The gateway's OAuth client id at the provider.
     client_id: str
+    #: Environment variable holding the gateway's client secret at the provider.
     client_secret_env: str
+    #: How the gateway authenticates at the upstream token endpoint.
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = (
         "client_secret_basic"
     )
@@ -59,8 +75,11 @@ class ProviderConfig(_Strict):
     upstream_scopes: list[str] = Field(default_factory=lambda: ["openid"])
     #: RFC 8707 resource indicator sent upstream, if the provider wants one.
     resource: str | None = None
+    #: Base URL of the provider's API that the proxy forwards to.
     api_base: str
+    #: The ATH scopes of this provider, each with its upstream scopes.
     scopes: dict[str, ScopeConfig]
+    #: The scope→route map: which ATH scope each method and path needs.
     routes: list[RouteConfig]
     #: When the last ATH token of a user+agent+provider goes: revoke upstream (RFC 7009),
     #: just forget the upstream tokens, or keep them.
@@ -100,23 +119,36 @@ class ProviderConfig(_Strict):
 
 
 class PolicyConfig(_Strict):
+    #: Approve every agent for every requested scope (development only).
     auto_approve: bool = False
+    #: Agent identity origins approved without an operator.
     trusted_origins: list[str] = Field(default_factory=list)
+    #: Developer ids approved without an operator.
     trusted_developers: list[str] = Field(default_factory=list)
+    #: What happens to other agents: wait for an operator, or be denied.
     unknown_agents: Literal["pending", "denied"] = "pending"
+    #: Per-scope rule: ``allow`` anyone, ``deny`` everyone, or ``trusted`` agents only.
     scope_rules: dict[str, Literal["allow", "deny", "trusted"]] = Field(default_factory=dict)
 
 
 class GatewaySection(_Strict):
+    #: The gateway's public base URL.
     public_url: str
+    #: Id of the gateway in its discovery document.
     gateway_id: str = "athkit-gateway"
+    #: Name of the gateway shown to agents and users.
     name: str = "ATH gateway"
+    #: SQLAlchemy URL; default SQLite in ``data_dir``.
     database_url: str | None = None
+    #: Directory of the default SQLite database.
     data_dir: Path = Path(".athkit/gateway")
+    #: Allow http:// and loopback URLs (local development and tests only).
     dev_mode: bool = False
     #: Env var holding the AES-256-GCM keyring for upstream tokens: ``kid:base64,...``.
     token_keys_env: str = "ATHKIT_GATEWAY_TOKEN_KEYS"
+    #: ATH access token lifetime in seconds.
     token_ttl: int = Field(3600, ge=60, le=86400)
+    #: Seconds allowed for a call to the upstream provider.
     upstream_timeout: float = Field(30.0, gt=0)
     #: Refresh the upstream access token this many seconds before it expires.
     refresh_leeway: int = Field(30, ge=0)
@@ -144,14 +176,23 @@ class HandshakeConfig(_Strict):
     requests; register ``{public_url}/ath/user/callback`` as a redirect URI too.
     """
 
+    #: Ask the user out of band before a handshake completes.
     require_user_confirmation: bool = True
+    #: Longest handshake token lifetime in seconds.
     token_max_ttl: int = Field(3600, ge=60, le=3600)
+    #: Seconds the user has to confirm a handshake.
     confirmation_ttl: int = Field(300, ge=30, le=3600)
+    #: Restrict handshake tokens to these client addresses or networks.
     ip_whitelist: list[str] | None = None
+    #: Restrict handshake tokens to a rate such as ``100/hour``.
     rate_limit: str | None = None
+    #: Restrict handshake tokens to a daily time window such as ``09:00-17:00``.
     access_time: str | None = None
+    #: Time zone of ``access_time``.
     timezone: str = "UTC"
+    #: Where signed confirmation requests are sent (out-of-band approval).
     webhook_url: str | None = None
+    #: Refuse handshake API calls that are not on the encrypted channel.
     require_encryption: bool = False
 
 

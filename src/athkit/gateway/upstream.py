@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -21,9 +22,13 @@ from joserfc.jwk import KeySet
 from athkit.gateway.config import ConfigError, ProviderConfig
 from athkit.protocol.errors import ATHError, ErrorCode
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # Authlib 1.9 announces a future httpx2 switch on import
-    from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+# Authlib 1.9 announces its future switch to httpx2 when it falls back to httpx. Its own module
+# installs an "always" filter for its warning class on first import, so that module is imported
+# first and our narrower "ignore" goes in front of it (a filter placed earlier would lose).
+warnings.filterwarnings(
+    "ignore", message="The httpx module is deprecated", category=AuthlibDeprecationWarning
+)
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError  # noqa: E402
 
 
 @dataclass(frozen=True)

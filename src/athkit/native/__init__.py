@@ -22,7 +22,7 @@ from athkit.core.clock import Clock, system_clock
 from athkit.core.handshake import HandshakePolicy, HandshakeService
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.service import ATHService
-from athkit.core.settings import ATHSettings, ScopeInfo
+from athkit.core.settings import ATHSettings, ScopeInfo, load_settings
 from athkit.core.tokens import TokenInfo
 from athkit.oauth.consent import CurrentUser, build_consent_router
 from athkit.web.console import IsOperator, build_console_router
@@ -75,7 +75,7 @@ class ATH:
                     settings_kwargs["scopes"] = [
                         ScopeInfo(name=k, description=v) for k, v in scopes.items()
                     ]
-                settings = ATHSettings(**settings_kwargs)
+                settings = load_settings(**settings_kwargs)
             service = ATHService(settings, policy=policy, clock=clock)
         self.service = service
         self.settings = service.settings

@@ -10,33 +10,17 @@ issues a one-time code (PKCE-bound) to ``/ath/callback``, which checks browser b
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from athkit.asgi.app_service import service_of
+from athkit.asgi.pages import PAGE_HEADERS, CurrentUser, resolve_user, templates
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.web.errors import templates
-from athkit.web.routes import service_of
 
-CurrentUser = Callable[[Request], "str | None | Awaitable[str | None]"]
-
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-async def resolve_user(current_user: CurrentUser, request: Request) -> str | None:
-    result = current_user(request)
-    if inspect.isawaitable(result):
-        result = await result
-    return result if isinstance(result, str) and result else None
+__all__ = ["PAGE_HEADERS", "CurrentUser", "build_consent_router", "resolve_user"]
 
 
 def build_consent_router(current_user: CurrentUser | None) -> APIRouter:

@@ -183,3 +183,122 @@ class ATHError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code_str!r}, {self.message!r}, status={self.status})"
+
+
+#: What to do next, one line per code: shown by the agent CLI, the MCP server and the
+#: framework tools next to the error (the one table of codes above, the one table of hints here).
+ERROR_HINTS: dict[ErrorCode, str] = {
+    ErrorCode.INVALID_ATTESTATION: "Check that the agent's identity document is reachable at "
+    "its agent_id and lists the signing key (athkit agent serve-identity; whoami).",
+    ErrorCode.AGENT_NOT_REGISTERED: "Register first: athkit agent connect registers the agent "
+    "with the service.",
+    ErrorCode.AGENT_UNAPPROVED: "The service has not approved this agent (pending, denied or "
+    "suspended): ask its operator to approve it, then connect again.",
+    ErrorCode.PROVIDER_NOT_APPROVED: "The service did not approve this provider for the agent: "
+    "check the provider id (athkit agent discover) or ask the operator.",
+    ErrorCode.SCOPE_NOT_APPROVED: "Ask only for scopes the service approved for this agent "
+    "(see the registration's approved scopes), or ask the operator for more.",
+    ErrorCode.SESSION_NOT_FOUND: "The authorization session is unknown: start a new one with "
+    "connect.",
+    ErrorCode.SESSION_EXPIRED: "The user took longer than 10 minutes: connect again and open "
+    "the new consent URL.",
+    ErrorCode.STATE_MISMATCH: "The redirect did not belong to this authorization (possible "
+    "forgery): discard it and connect again.",
+    ErrorCode.TOKEN_INVALID: "The token is unknown to the service: connect again to get a new "
+    "one.",
+    ErrorCode.TOKEN_EXPIRED: "The token expired: connect again (athkit refreshes refreshable "
+    "grants by itself).",
+    ErrorCode.TOKEN_REVOKED: "The user, the operator or the agent revoked this grant: ask the "
+    "user to authorize again with connect.",
+    ErrorCode.AGENT_IDENTITY_MISMATCH: "The token belongs to another agent: use the identity "
+    "that obtained it (check ATHKIT_VAULT and whoami).",
+    ErrorCode.PROVIDER_MISMATCH: "The token was issued for another provider: call the provider "
+    "the grant names (athkit agent grants).",
+    ErrorCode.USER_DENIED: "The user declined: do not retry on your own; ask the user whether "
+    "they want to authorize, then connect again.",
+    ErrorCode.OAUTH_ERROR: "The upstream sign-in failed: connect again; if it persists the "
+    "gateway's provider configuration needs its operator.",
+    ErrorCode.INTERNAL_ERROR: "The service failed: retry later and report it to the service "
+    "operator if it persists.",
+    ErrorCode.INVALID_CLIENT: "The stored client credentials are wrong or were revoked: remove "
+    "the service's registration from the vault and connect again.",
+    ErrorCode.AGENT_ALREADY_REGISTERED: "This agent is already registered there: use the "
+    "client_id in the vault (or restore it) instead of registering again.",
+    ErrorCode.REDIRECT_URI_MISMATCH: "Use exactly a redirect URI registered for this agent.",
+    ErrorCode.INVALID_REQUEST: "The request is malformed: check the parameters named in "
+    "details.",
+    ErrorCode.VALIDATION_ERROR: "A field is missing or invalid: fix the fields listed in "
+    "details.",
+    ErrorCode.PAYLOAD_TOO_LARGE: "Send a smaller body.",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "Send the body as application/json.",
+    ErrorCode.METHOD_NOT_ALLOWED: "That path does not accept this HTTP method: check the API "
+    "documentation.",
+    ErrorCode.NOT_FOUND: "No such path or resource: check the path (it is relative to the "
+    "provider's API base).",
+    ErrorCode.SCOPE_INSUFFICIENT: "The grant does not cover this call: connect again asking "
+    "for the scope named in details, if the user agrees.",
+    ErrorCode.SESSION_ALREADY_USED: "That authorization was already exchanged: use the grant "
+    "in the vault, or connect again.",
+    ErrorCode.SESSION_NOT_READY: "The user has not finished yet: let them open the consent "
+    "URL, then wait or poll again.",
+    ErrorCode.INVALID_CODE: "The code does not match the session: use the code from the "
+    "redirect of this very authorization.",
+    ErrorCode.UNSUPPORTED_GRANT_TYPE: "Use grant_type authorization_code at /ath/token.",
+    ErrorCode.UNSUPPORTED_VERSION: "The service speaks an ATH major version this agent does "
+    "not: upgrade athkit or use another service.",
+    ErrorCode.IDENTITY_FETCH_FAILED: "The service could not fetch the agent's identity "
+    "document: keep athkit agent serve-identity (or your host) running at the agent_id.",
+    ErrorCode.RATE_LIMITED: "Too many requests: wait for the time in Retry-After, then retry.",
+    ErrorCode.SERVICE_UNAVAILABLE: "The service is temporarily down: retry in a few seconds.",
+    ErrorCode.ROUTE_NOT_MAPPED: "No scope rule covers this method and path: it is not "
+    "available to agents; check the provider's API.",
+    ErrorCode.UPSTREAM_UNAVAILABLE: "The provider behind the gateway is not answering: retry "
+    "later.",
+    ErrorCode.REAUTHORIZATION_REQUIRED: "The upstream grant is gone: the user must authorize "
+    "again (connect).",
+    ErrorCode.LOGIN_REQUIRED: "The user must sign in to the service in the browser first.",
+    ErrorCode.URL_NOT_ALLOWED: "That URL is not allowed: use an allowlisted origin or one the "
+    "user confirmed.",
+    ErrorCode.DISCOVERY_DOCUMENT_INVALID: "The service's discovery document is invalid: tell "
+    "its operator; nothing to fix on the agent side.",
+    ErrorCode.OWNERSHIP_NOT_PROVEN: "Publish the registry's proof token at the service, then "
+    "ask the registry to re-validate.",
+    ErrorCode.ADMIN_UNAUTHORIZED: "Use a valid operator/admin credential.",
+    ErrorCode.OPERATOR_ONLY: "Only an operator account may do this: sign in as an operator.",
+    ErrorCode.INVALID_SIGNATURE: "A handshake signature did not verify: check the keys in use "
+    "(rotate-key publishes both during the grace period).",
+    ErrorCode.HANDSHAKE_STALE: "The message is older than 5 minutes or from the future: fix "
+    "the clock (NTP) and start the handshake again.",
+    ErrorCode.NONCE_REPLAYED: "That nonce was used before: start a new handshake.",
+    ErrorCode.HANDSHAKE_NOT_FOUND: "The handshake is unknown or finished: start a new one.",
+    ErrorCode.HANDSHAKE_OUT_OF_ORDER: "Handshake steps must come in order: start again from "
+    "step 1.",
+    ErrorCode.HANDSHAKE_EXPIRED: "The handshake took too long: start a new one.",
+    ErrorCode.CREDENTIAL_INVALID: "The user's pre-authorization credential does not verify: "
+    "ask the user for a new one (athkit user grant).",
+    ErrorCode.CREDENTIAL_EXPIRED: "The user's credential expired: ask the user for a new one "
+    "(athkit user grant).",
+    ErrorCode.CREDENTIAL_AGENT_MISMATCH: "The credential was issued to another agent DID: use "
+    "the identity it names, or ask for a credential for this one.",
+    ErrorCode.CREDENTIAL_SCOPE_EXCEEDED: "Ask only for scopes the user's credential covers, or "
+    "ask the user for a wider credential.",
+    ErrorCode.CONFIRMATION_TIMEOUT: "The user did not confirm in time: ask them to watch for "
+    "the confirmation request and try again.",
+    ErrorCode.IP_NOT_ALLOWED: "The session is restricted to other IP addresses: call from an "
+    "allowed address.",
+    ErrorCode.OUTSIDE_ACCESS_TIME: "The session only works in its access-time window: retry "
+    "within it.",
+    ErrorCode.ENCRYPTION_ERROR: "An encrypted message could not be opened: use the session "
+    "key of this session, or start a new handshake.",
+    ErrorCode.MESSAGE_REPLAYED: "That encrypted message was sent before: send a new one "
+    "(fresh sequence number).",
+    ErrorCode.SESSION_KEY_EXPIRED: "The session key expired: run the handshake again.",
+}
+
+
+def error_hint(code: ErrorCode | str) -> str:
+    """The one-line "what to do next" for ``code`` (a generic line for unknown codes)."""
+    try:
+        return ERROR_HINTS[ErrorCode(code)]
+    except (ValueError, KeyError):
+        return "Read the message and details; the service's documentation names this code."

@@ -54,7 +54,9 @@ PENDING_TTL = timedelta(days=7)
 
 @dataclass
 class RegistrySettings:
+    #: SQLAlchemy URL of the registry database; default SQLite in ``data_dir``.
     database_url: str | None = None
+    #: Directory of the default SQLite database.
     data_dir: Path = Path(".athkit/registry")
     #: allow http and loopback targets (local work and tests only)
     dev_mode: bool = False
@@ -66,9 +68,13 @@ class RegistrySettings:
     delist_after_failures: int = 3
     #: "auto": use the embedding model when installed; "off": keyword ranking only
     semantic: Literal["auto", "off"] = "auto"
+    #: Weight of the semantic score in hybrid ranking (the rest is keyword score).
     hybrid_weight: float = 0.9
+    #: Cosine similarity below which a listing is not returned.
     min_similarity: float = 0.1
+    #: Seconds allowed for fetching a listed service document.
     fetch_timeout: float = 5.0
+    #: Largest service document fetched.
     max_document_bytes: int = 256 * 1024
 
     @property

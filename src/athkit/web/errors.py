@@ -7,21 +7,18 @@ logged server-side with a correlation id that the client also receives.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from athkit.asgi.pages import templates as templates  # re-exported: its old home
 from athkit.core.secrets import new_secret
 from athkit.protocol.errors import ATHError, ErrorCode
 
 log = logging.getLogger("athkit.web")
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 BROWSER_PREFIXES = ("/ath/oauth/", "/ath/callback")
 

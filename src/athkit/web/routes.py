@@ -10,19 +10,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from athkit.core.service import ATHService
+from athkit.asgi.app_service import service_of as service_of  # re-exported: its old home
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
 from athkit.web.body import read_json
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def service_of(request: Request) -> ATHService:
-    svc = getattr(request.app.state, "athkit", None)
-    if not isinstance(svc, ATHService):
-        raise ATHError(ErrorCode.INTERNAL_ERROR, "athkit is not configured on this app")
-    return svc
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:

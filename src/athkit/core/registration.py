@@ -1,0 +1,230 @@
+"""Registration and Phase A decisions (PROTOCOL.md §4): register, status, operator decisions.
+
+Also the client authentication and the approved-agent checks later phases build on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from athkit.core import audit_events as ev
+from athkit.core.audit import audit_row
+from athkit.core.clock import as_utc, iso, to_datetime
+from athkit.core.secrets import hash_secret, new_secret, secret_matches
+from athkit.core.service_base import ServiceBase
+from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.protocol.messages import (
+    AgentStatus,
+    AgentStatusResponse,
+    ProviderApproval,
+    RegisterRequest,
+    RegisterResponse,
+)
+from athkit.protocol.scopes import is_valid_scope
+from athkit.store.models import AgentRow
+from athkit.store.repositories import DuplicateError
+
+
+def _client_auth_error() -> ATHError:
+    return ATHError(ErrorCode.INVALID_CLIENT, "client authentication failed")
+
+
+class Registration(ServiceBase):
+    """§4 Phase A: the agent registers; policy or the operator decides."""
+
+    @property
+    def supported(self) -> dict[str, list[str]]:
+        """Provider id → the scopes it offers (native mode: the service itself)."""
+        return {self.settings.provider_id: self.settings.scope_names}
+
+    def scope_description(self, provider_id: str, scope: str) -> str:
+        return self.settings.scope_description(scope)
+
+    def provider_display_name(self, provider_id: str) -> str:
+        return self.settings.app_name
+
+    # -- §4 Phase A -----------------------------------------------------------------------
+
+    def register(self, req: RegisterRequest) -> RegisterResponse:
+        now = self.clock()
+        for uri in req.redirect_uris or []:
+            parts = urlsplit(uri)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+                raise ATHError(
+                    ErrorCode.INVALID_REQUEST,
+                    "redirect_uris must be absolute http(s) URLs without a fragment",
+                    {"redirect_uri": uri},
+                )
+        for p in req.requested_providers:
+            bad = [s for s in p.scopes if not is_valid_scope(s)]
+            if bad:
+                raise ATHError(ErrorCode.INVALID_REQUEST, "malformed scope", {"scopes": bad})
+        verified = self.verifier.verify(req.agent_attestation, endpoint="register")
+        if verified.agent_id != req.agent_id:
+            raise ATHError(
+                ErrorCode.AGENT_IDENTITY_MISMATCH, "attestation sub does not match agent_id"
+            )
+        if req.developer.id != verified.identity.developer.id:
+            raise ATHError(
+                ErrorCode.AGENT_IDENTITY_MISMATCH,
+                "developer.id differs from the agent's identity document",
+            )
+        if self.store.get_agent_by_agent_id(req.agent_id) is not None:
+            raise ATHError(
+                ErrorCode.AGENT_ALREADY_REGISTERED, "this agent_id is already registered"
+            )
+        decision = self.policy.decide(
+            req.agent_id,
+            req.developer.id,
+            [(p.provider_id, p.scopes) for p in req.requested_providers],
+            self.supported,
+        )
+        client_id = new_secret("ath_", 18)
+        client_secret = new_secret("ath_secret_", 32)
+        when = to_datetime(now)
+        expires = when + timedelta(days=self.settings.approval_ttl_days)
+        proposed = [p.as_dict() for p in decision.providers]
+        row = AgentRow(
+            client_id=client_id,
+            client_secret_hash=hash_secret(client_secret),
+            agent_id=req.agent_id,
+            name=verified.identity.name,
+            developer_name=verified.identity.developer.name,
+            developer_id=verified.identity.developer.id,
+            purpose=req.purpose,
+            redirect_uris=list(req.redirect_uris or []),
+            requested_providers=[p.model_dump() for p in req.requested_providers],
+            approved_providers=proposed,
+            status=decision.status,
+            approval_expires=expires,
+            created_at=when,
+            updated_at=when,
+        )
+        requested = [s for p in req.requested_providers for s in p.scopes]
+        audit = audit_row(
+            now,
+            ev.AGENT_REGISTRATION_DENIED if decision.status == "denied" else ev.AGENT_REGISTERED,
+            decision.status,
+            agent_id=req.agent_id,
+            requested=requested,
+            effective=[s for p in decision.providers for s in p.approved_scopes],
+            denied=[s for p in decision.providers for s in p.denied_scopes],
+            reason=None if decision.status == "approved" else f"policy: {decision.status}",
+            details={"client_id": client_id},
+        )
+        try:
+            self.store.add_agent(row, audit)
+        except DuplicateError as exc:
+            raise ATHError(
+                ErrorCode.AGENT_ALREADY_REGISTERED, "this agent_id is already registered"
+            ) from exc
+        return RegisterResponse(
+            client_id=client_id,
+            client_secret=client_secret,
+            agent_status=AgentStatus(decision.status),
+            approved_providers=self._visible_approvals(row),
+            approval_expires=iso(expires),
+        )
+
+    @staticmethod
+    def _visible_approvals(row: AgentRow) -> list[ProviderApproval]:
+        """Approvals as the agent sees them: nothing is approved unless the agent is."""
+        out = []
+        for p in row.approved_providers:
+            approval = ProviderApproval.model_validate(p)
+            if row.status != "approved":
+                approval = ProviderApproval(
+                    provider_id=approval.provider_id,
+                    approved_scopes=[],
+                    denied_scopes=approval.approved_scopes + approval.denied_scopes,
+                    denial_reason=f"agent is {row.status}",
+                )
+            out.append(approval)
+        return out
+
+    def authenticate_client(self, client_id: str, client_secret: str) -> AgentRow:
+        """Check client credentials in constant time (§4 athkit rule, §6, §8)."""
+        row = self.store.get_agent(client_id)
+        if not secret_matches(client_secret, row.client_secret_hash if row else None):
+            raise _client_auth_error()
+        assert row is not None
+        return row
+
+    def agent_status(
+        self,
+        client_id: str,
+        *,
+        client_secret: str | None = None,
+        attestation: str | None = None,
+    ) -> AgentStatusResponse:
+        """``GET /ath/agents/{client_id}``: only the agent itself may read its record."""
+        if client_secret is not None:
+            row = self.authenticate_client(client_id, client_secret)
+        elif attestation is not None:
+            maybe = self.store.get_agent(client_id)
+            if maybe is None:
+                raise ATHError(ErrorCode.AGENT_NOT_REGISTERED, "unknown client_id")
+            self.verifier.verify(attestation, endpoint="status", expected_agent_id=maybe.agent_id)
+            row = maybe
+        else:
+            raise _client_auth_error()
+        return AgentStatusResponse(
+            client_id=row.client_id,
+            agent_id=row.agent_id,
+            agent_status=AgentStatus(row.status),
+            approved_providers=self._visible_approvals(row),
+            approval_expires=iso(row.approval_expires),
+        )
+
+    def decide_agent(
+        self,
+        client_id: str,
+        status: str,
+        *,
+        actor: str = "operator",
+        reason: str | None = None,
+    ) -> bool:
+        """Operator decision: ``approved``, ``denied`` or ``suspended`` (revokes its tokens)."""
+        if status not in ("approved", "denied", "suspended"):
+            raise ATHError(ErrorCode.INVALID_REQUEST, "status must be approved/denied/suspended")
+        row = self.store.get_agent(client_id)
+        if row is None:
+            raise ATHError(ErrorCode.AGENT_NOT_REGISTERED, "unknown client_id")
+        now = self.clock()
+        return self.store.set_agent_decision(
+            client_id,
+            status=status,
+            approved_providers=None,
+            now=to_datetime(now),
+            revoke_tokens=status != "approved",
+            audit=audit_row(
+                now,
+                {"approved": ev.AGENT_APPROVED, "denied": ev.AGENT_REGISTRATION_DENIED}.get(
+                    status, ev.AGENT_SUSPENDED
+                ),
+                status,
+                agent_id=row.agent_id,
+                reason=reason,
+                details={"actor": actor, "client_id": client_id},
+            ),
+        )
+
+    def _approved_agent(self, client_id: str) -> AgentRow:
+        row = self.store.get_agent(client_id)
+        if row is None:
+            raise ATHError(ErrorCode.AGENT_NOT_REGISTERED, "unknown client_id")
+        if row.status != "approved":
+            raise ATHError(
+                ErrorCode.AGENT_UNAPPROVED, f"agent is {row.status}", {"agent_status": row.status}
+            )
+        if as_utc(row.approval_expires) <= to_datetime(self.clock()):
+            raise ATHError(ErrorCode.AGENT_UNAPPROVED, "agent approval has expired")
+        return row
+
+    @staticmethod
+    def _approved_scopes(row: AgentRow, provider_id: str) -> list[str] | None:
+        for p in row.approved_providers:
+            if p.get("provider_id") == provider_id:
+                return list(p.get("approved_scopes") or [])
+        return None

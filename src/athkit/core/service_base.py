@@ -1,0 +1,27 @@
+"""What every part of :class:`~athkit.core.service.ATHService` shares: its settings and tools.
+
+Each ATH phase is one mixin module (registration, sessions, consent, callback, token
+lifecycle, user grants) over this base; ``core/service.py`` composes them and builds the tools.
+"""
+
+from __future__ import annotations
+
+from athkit.core.attestation import AttestationVerifier
+from athkit.core.clock import Clock
+from athkit.core.identity import IdentityFetcher
+from athkit.core.policy import ApprovalPolicy
+from athkit.core.settings import ATHSettings
+from athkit.core.shared_state import SharedState
+from athkit.store.repositories import Store
+
+
+class ServiceBase:
+    """The attributes every phase of native-mode ATH reads (set by ``ATHService.__init__``)."""
+
+    settings: ATHSettings
+    policy: ApprovalPolicy
+    clock: Clock
+    store: Store
+    fetcher: IdentityFetcher
+    shared: SharedState
+    verifier: AttestationVerifier
