@@ -7,6 +7,7 @@ audit row naming the operator. A wrong name costs the same argon2 work as a wron
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ SIGNIN_LIMIT = 5
 SIGNIN_WINDOW = 60.0
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile (argon2-cffi defaults)
-_DUMMY_HASH = _hasher.hash(new_secret("", 16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown (same cost); made at first use: argon2 takes
+    its 64 MiB only when someone signs in, not at every start."""
+    return _hasher.hash(new_secret("", 16))
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ class OperatorAccounts:
 
     def _check(self, row: OperatorRow | None, password: str, code: str | None) -> bool:
         try:
-            _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+            _hasher.verify(row.password_hash if row else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return False
         if row is None or row.disabled:

@@ -60,7 +60,7 @@ def _invalid(exc: ConfigError) -> ATHError:
     )
 
 
-def _secret_purpose(provider_id: str) -> str:
+def secret_purpose(provider_id: str) -> str:
     """Associated data binding a sealed client secret to its provider."""
     return f"provider-secret\x00{provider_id}"
 
@@ -95,7 +95,7 @@ class LiveProviders:
             lp = LiveProviderConfig(**p.model_dump())
             secret = sealed.get(p.provider_id)
             if secret:
-                lp._secret = self.svc.sealer.open(secret, _secret_purpose(p.provider_id))
+                lp._secret = self.svc.sealer.open(secret, secret_purpose(p.provider_id))
             live.append(lp)
         return cfg.model_copy(update={"providers": live})
 
@@ -165,7 +165,7 @@ class LiveProviders:
         assert checked is not None
         sealed = None
         if client_secret:
-            sealed = self.svc.sealer.seal(client_secret, _secret_purpose(pid))
+            sealed = self.svc.sealer.seal(client_secret, secret_purpose(pid))
         else:
             try:
                 checked.client_secret()

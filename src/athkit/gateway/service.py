@@ -32,9 +32,12 @@ from athkit.store.repositories import Store
 USER_GRANT_CLIENT = "ath:user-sign-in"
 
 
-def _owner(client_id: str, user_id: str, provider_id: str) -> str:
+def owner_aad(client_id: str, user_id: str, provider_id: str) -> str:
     """Associated data that binds a sealed token to its row."""
     return f"{client_id}\x00{user_id}\x00{provider_id}"
+
+
+_owner = owner_aad  # the old private name (cli/demo.py reads sealed rows with it)
 
 
 class GatewayService(ATHService):
@@ -62,6 +65,8 @@ class GatewayService(ATHService):
             dev_mode=g.dev_mode,
             token_ttl=g.token_ttl,
             secure_cookies=g.public_url.startswith("https"),
+            redis_url=g.redis_url,
+            redis_prefix=g.redis_prefix,
         )
         if store is None:
             store = Store(Database(g.database_url or default_sqlite_url(g.data_dir)))
@@ -177,7 +182,7 @@ class GatewayService(ATHService):
     def _sealed_row(
         self, client_id: str, user_id: str, provider_id: str, tokens: UpstreamTokens
     ) -> UpstreamTokenRow:
-        aad = _owner(client_id, user_id, provider_id)
+        aad = owner_aad(client_id, user_id, provider_id)
         return UpstreamTokenRow(
             client_id=client_id,
             user_id=user_id,
@@ -277,7 +282,7 @@ class GatewayService(ATHService):
     def upstream_access_token(self, info: TokenInfo, *, force_refresh: bool = False) -> str:
         """The user's upstream access token, refreshed first when it has (nearly) expired."""
         key = (info.client_id, info.user_id, info.provider_id)
-        aad = _owner(*key)
+        aad = owner_aad(*key)
         row = self.store.get_upstream_token(*key)
         if row is None:
             raise self._reauth("the provider's grant for this user is gone")
@@ -357,7 +362,7 @@ class GatewayService(ATHService):
         if row is None:
             return
         if cfg.on_last_revoke == "revoke":
-            aad = _owner(client_id, user_id, provider_id)
+            aad = owner_aad(client_id, user_id, provider_id)
             token, hint = (
                 (row.refresh_token, "refresh_token")
                 if row.refresh_token
