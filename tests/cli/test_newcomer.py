@@ -103,3 +103,26 @@ def test_discover_of_http_url_mentions_dev() -> None:
     )
     assert proc.returncode == 1
     assert "https" in proc.stderr and "--dev" in proc.stderr
+
+
+def test_demo_killed_with_sigterm_removes_its_temp_dir(tmp_path: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "athkit.cli", "demo", "--browser"],
+        env=_env(TMPDIR=str(tmp_path), COLUMNS="200"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 90
+    for line in proc.stdout:  # waits for the demo to reach the consent step
+        seen.append(line)
+        if "Your turn" in line or time.monotonic() > deadline:
+            break
+    assert any("Your turn" in line for line in seen), "".join(seen)
+    assert list(tmp_path.glob("athkit-demo-*")), "the demo keeps its data in a temp dir"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert list(tmp_path.glob("athkit-demo-*")) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,6 +25,7 @@ from athkit.cli.admin import admin_app
 from athkit.cli.agent import agent_app
 from athkit.cli.extras import server_extras
 from athkit.cli.gateway import gateway_app
+from athkit.cli.mcp import mcp_app
 from athkit.cli.registry import registry_app
 from athkit.cli.user import user_app
 
@@ -40,6 +42,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
 app.add_typer(admin_app, name="admin")
+app.add_typer(mcp_app, name="mcp")
 
 out = Console()
 err = Console(stderr=True)
@@ -357,7 +360,14 @@ def version() -> None:
     typer.echo(f"athkit {__version__} (ATH {ATH_VERSION})")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C would: context managers stop servers and remove temp dirs."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    """The ``athkit`` command."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
 
 

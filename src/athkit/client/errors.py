@@ -44,6 +44,7 @@ __all__ = [
     "InvalidSignatureError",
     "IpNotAllowedError",
     "LoginRequiredError",
+    "InvalidTargetError",
     "MessageReplayedError",
     "MethodNotAllowedError",
     "NonceReplayedError",
@@ -413,6 +414,13 @@ class SessionKeyExpiredError(_CodedError):
 @_registered
 class LoginRequiredError(_CodedError):
     code = ErrorCode.LOGIN_REQUIRED
+
+
+@_registered
+class InvalidTargetError(_CodedError):
+    """RFC 8707 ``resource`` names nothing this service protects (or another provider's)."""
+
+    code = ErrorCode.INVALID_TARGET
 
 
 @_registered

@@ -35,14 +35,30 @@ def _invalid(message: str, **details: Any) -> ATHError:
     return ATHError(ErrorCode.INVALID_ATTESTATION, message, details or None)
 
 
+class UnknownKeyError(ValueError):
+    """The attestation's ``kid`` names no key of the identity document."""
+
+
 def _key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
+    """The document's key the attestation names; never another one (no fallback).
+
+    A JWK Set needs a ``kid`` that matches one of its keys (a set of one key may be used
+    without a ``kid``). A single JWK that carries a ``kid`` must carry the one named; a JWK
+    without ``kid`` or a PEM key is the document's only key and serves any ``kid``.
+    """
     pk = doc.public_key
     if isinstance(pk, dict) and isinstance(pk.get("keys"), list):  # a JWK Set
         keys = [k for k in pk["keys"] if isinstance(k, dict)]
-        match = [k for k in keys if kid is None or k.get("kid") == kid] or keys[:1]
+        if kid is None:
+            if len(keys) != 1:
+                raise UnknownKeyError("attestation names no key (kid) of the identity document")
+            return load_public_jwk(keys[0])
+        match = [k for k in keys if k.get("kid") == kid]
         if not match:
-            raise ValueError("identity document has no keys")
+            raise UnknownKeyError("attestation kid names no key of the identity document")
         return load_public_jwk(match[0])
+    if isinstance(pk, dict) and kid is not None and pk.get("kid") not in (None, kid):
+        raise UnknownKeyError("attestation kid names no key of the identity document")
     return load_public_jwk(pk)
 
 
@@ -130,6 +146,10 @@ class AttestationVerifier:
             raise _invalid("attestation iat is outside the allowed clock window")
         if exp <= now:
             raise _invalid("attestation has expired")
+        nbf = claims.get("nbf")
+        if nbf is not None and (not _finite_number(nbf) or nbf > now + self.skew):
+            # RFC 7519 §4.1.5, with the same leeway as iat (``clock_skew``).
+            raise _invalid("attestation is not valid yet (nbf)")
         if exp - iat > self.max_lifetime:
             raise _invalid("attestation lifetime is longer than this service accepts")
         if not isinstance(jti, str) or not 8 <= len(jti) <= 256:

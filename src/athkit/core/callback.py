@@ -46,6 +46,19 @@ class AuthorizationCallback(ConsentAndBinding):
             raise ATHError(ErrorCode.OAUTH_ERROR, "PKCE verification failed")
         return RedeemedCode(user_id=session.user_id or "")
 
+    def _client_redirect_params(
+        self, session: SessionRow, params: dict[str, str]
+    ) -> dict[str, str]:
+        """The query for the client's redirect: ``state`` back, and for /oauth/* sessions the
+        issuer (RFC 9207 §2) so the client can tell which server answered."""
+        if session.client_code_challenge is None:
+            return {**params, "state": session.agent_state}
+        out = dict(params)
+        if session.agent_state:
+            out["state"] = session.agent_state
+        out["iss"] = self.settings.issuer
+        return out
+
     def callback(
         self,
         *,
@@ -80,7 +93,7 @@ class AuthorizationCallback(ConsentAndBinding):
                 )
             target = None
             if not own and session.user_redirect_uri:
-                q = {"error": "access_denied", "state": session.agent_state}
+                q = self._client_redirect_params(session, {"error": "access_denied"})
                 target = _append_query(session.user_redirect_uri, q)
             return CallbackOutcome(target, False, agent_name)
         if not code or session.status != self.REDEEMABLE_STATUS:
@@ -99,7 +112,7 @@ class AuthorizationCallback(ConsentAndBinding):
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "authorization code already used")
         target = None
         if agent_code is not None and session.user_redirect_uri:
-            q = {"code": agent_code, "state": session.agent_state}
+            q = self._client_redirect_params(session, {"code": agent_code})
             target = _append_query(session.user_redirect_uri, q)
         return CallbackOutcome(target, True, agent_name, list(session.consented_scopes or []))
 

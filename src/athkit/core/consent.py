@@ -88,20 +88,18 @@ class ConsentAndBinding(AuthorizationSessions):
         """
         if session.binding_hash is not None:
             if not existing_cookie or not secret_matches(existing_cookie, session.binding_hash):
-                raise ATHError(
-                    ErrorCode.STATE_MISMATCH,
-                    "this authorization was opened in another browser",
-                )
+                raise _other_browser()
             cookie = existing_cookie
         else:
             cookie = new_secret("", 32)
         csrf = new_secret("", 24)
-        if not self.store.transition_session(
-            session.session_id,
-            "pending",
-            binding_hash=hash_secret(cookie),
-            csrf_hash=hash_secret(csrf),
+        # Compare-and-set on the binding itself: of browsers racing on one URL, the first wins.
+        if not self.store.bind_session(
+            session.session_id, session.binding_hash, hash_secret(cookie), hash_secret(csrf)
         ):
+            latest = self.store.get_session(session.session_id)
+            if latest is not None and latest.status == "pending":
+                raise _other_browser()
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "this authorization was already decided")
         return BrowserBinding(self.binding_cookie_name(session), cookie, csrf)
 
@@ -193,3 +191,7 @@ class ConsentAndBinding(AuthorizationSessions):
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "already decided")
         q = {"code": code, "state": session.oauth_state}
         return f"{self.settings.callback_url}?{urlencode(q)}"
+
+
+def _other_browser() -> ATHError:
+    return ATHError(ErrorCode.STATE_MISMATCH, "this authorization was opened in another browser")

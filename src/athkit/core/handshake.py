@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 from joserfc import jwt
@@ -57,6 +57,7 @@ from athkit.crypto.did import DIDError, DIDResolver, did_key_from_jwk, same_publ
 from athkit.crypto.sealing import SealError
 from athkit.crypto.signing import sign, sign_object, verify_object
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.protocol.fields import BoundedInt, JsonObject, token
 from athkit.protocol.scopes import is_valid_scope
 from athkit.store.handshake import HandshakeStore
 from athkit.store.models import (
@@ -156,50 +157,50 @@ class _Body(BaseModel):
 
 
 class HandshakeRequestBody(_Body):
-    client_did: str = Field(min_length=8, max_length=2048)
-    client_pubkey: dict[str, Any]
-    versions: list[str] = Field(min_length=1, max_length=16)
-    capabilities: list[str] = Field(min_length=1, max_length=16)
-    nonce: str = Field(min_length=22, max_length=128)
-    timestamp: int
+    client_did: Annotated[str, token(2048, 8)]
+    client_pubkey: JsonObject
+    versions: list[Annotated[str, token(32)]] = Field(min_length=1, max_length=16)
+    capabilities: list[Annotated[str, token(64)]] = Field(min_length=1, max_length=16)
+    nonce: Annotated[str, token(128, 22)]
+    timestamp: BoundedInt
 
 
 class IdentityProofBody(_Body):
-    signature: str = Field(min_length=1, max_length=512)
-    credentials: list[dict[str, Any]] | None = Field(None, max_length=8)
-    timestamp: int
+    signature: Annotated[str, token(512)]
+    credentials: list[JsonObject] | None = Field(None, max_length=8)
+    timestamp: BoundedInt
 
 
 class ScopeRequestBody(_Body):
-    scopes: list[str] = Field(min_length=1, max_length=64)
-    ttl: int
-    user_authorization: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
+    scopes: list[Annotated[str, token(128)]] = Field(min_length=1, max_length=64)
+    ttl: BoundedInt
+    user_authorization: JsonObject | None = None
+    context: JsonObject | None = None
 
 
 class ConfirmationResponseBody(_Body):
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: Annotated[str, token(64)]
     approved: bool
-    approved_scopes: list[str] = Field(default_factory=list, max_length=64)
-    expires_at: int
-    signature: str = Field(min_length=1, max_length=512)
-    handshake_id: str | None = None
-    user_did: str | None = None
-    client_did: str | None = None
+    approved_scopes: list[Annotated[str, token(128)]] = Field(default_factory=list, max_length=64)
+    expires_at: BoundedInt
+    signature: Annotated[str, token(512)]
+    handshake_id: Annotated[str, token(128)] | None = None
+    user_did: Annotated[str, token(2048)] | None = None
+    client_did: Annotated[str, token(2048)] | None = None
 
 
 class CompleteBody(_Body):
-    key_exchange_alg: str
-    key_exchange_params: dict[str, Any]
-    cipher_suite: str
+    key_exchange_alg: Annotated[str, token(64)]
+    key_exchange_params: JsonObject
+    cipher_suite: Annotated[str, token(64)]
 
 
 class KeyLinkBody(_Body):
-    user_did: str = Field(min_length=8, max_length=2048)
-    public_jwk: dict[str, Any]
-    signature: str = Field(min_length=1, max_length=512)
-    nonce: str = Field(min_length=22, max_length=128)
-    timestamp: int
+    user_did: Annotated[str, token(2048, 8)]
+    public_jwk: JsonObject
+    signature: Annotated[str, token(512)]
+    nonce: Annotated[str, token(128, 22)]
+    timestamp: BoundedInt
 
 
 def parse_body(model: type[_Body], data: Any) -> Any:

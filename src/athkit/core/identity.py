@@ -8,6 +8,7 @@ attestations turn the service into a request amplifier.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class IdentityFetcher:
         timeout: float = 5.0,
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.dev_mode = dev_mode
         self.cache_seconds = min(cache_seconds, 300.0)
@@ -52,6 +54,7 @@ class IdentityFetcher:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
             transport=transport,
+            verify=verify,
             headers={"Accept": "application/json", "User-Agent": "athkit-identity-fetcher"},
         )
 
@@ -76,31 +79,37 @@ class IdentityFetcher:
             self._forced[agent_id] = now
         return self._fetch(agent_id)
 
-    def _fetch(self, agent_id: str) -> AgentIdentityDocument:
-        check_url(agent_id, dev_mode=self.dev_mode, code=ErrorCode.INVALID_ATTESTATION)
+    def fetch_bytes(
+        self, url: str, *, code: ErrorCode = ErrorCode.INVALID_ATTESTATION, what: str = "agent"
+    ) -> bytes:
+        """GET ``url`` behind the SSRF guard with the time and size limits; the body.
+
+        Shared by identity documents and OAuth client ID metadata documents."""
+        label = f"{what} identity document" if what == "agent" else what
+        check_url(url, dev_mode=self.dev_mode, code=code)
         try:
-            with self._http.stream("GET", agent_id) as resp:
+            with self._http.stream("GET", url) as resp:
                 if resp.status_code != 200:
                     raise ATHError(
-                        ErrorCode.INVALID_ATTESTATION,
-                        f"agent identity document answered HTTP {resp.status_code}",
-                        {"agent_id": agent_id},
+                        code, f"{label} answered HTTP {resp.status_code}", {"url": url}
                     )
                 body = bytearray()
                 for chunk in resp.iter_bytes():
                     body.extend(chunk)
                     if len(body) > self.max_bytes:
                         raise ATHError(
-                            ErrorCode.INVALID_ATTESTATION,
-                            "agent identity document is too large",
-                            {"agent_id": agent_id, "limit_bytes": self.max_bytes},
+                            code,
+                            f"{label} is too large",
+                            {"url": url, "limit_bytes": self.max_bytes},
                         )
         except httpx.HTTPError as exc:
             raise ATHError(
-                ErrorCode.INVALID_ATTESTATION,
-                "agent identity document could not be fetched",
-                {"agent_id": agent_id, "reason": type(exc).__name__},
+                code, f"{label} could not be fetched", {"url": url, "reason": type(exc).__name__}
             ) from exc
+        return bytes(body)
+
+    def _fetch(self, agent_id: str) -> AgentIdentityDocument:
+        body = self.fetch_bytes(agent_id)
         try:
             doc = AgentIdentityDocument.model_validate(json.loads(bytes(body)))
         except (ValueError, ValidationError) as exc:

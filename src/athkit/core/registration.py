@@ -6,7 +6,6 @@ Also the client authentication and the approved-agent checks later phases build 
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
@@ -21,6 +20,7 @@ from athkit.protocol.messages import (
     RegisterRequest,
     RegisterResponse,
 )
+from athkit.protocol.redirects import check_redirect_uri
 from athkit.protocol.scopes import is_valid_scope
 from athkit.store.models import AgentRow
 from athkit.store.repositories import DuplicateError
@@ -49,13 +49,7 @@ class Registration(ServiceBase):
     def register(self, req: RegisterRequest) -> RegisterResponse:
         now = self.clock()
         for uri in req.redirect_uris or []:
-            parts = urlsplit(uri)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-                raise ATHError(
-                    ErrorCode.INVALID_REQUEST,
-                    "redirect_uris must be absolute http(s) URLs without a fragment",
-                    {"redirect_uri": uri},
-                )
+            check_redirect_uri(uri, dev_mode=self.settings.dev_mode)
         for p in req.requested_providers:
             bad = [s for s in p.scopes if not is_valid_scope(s)]
             if bad:

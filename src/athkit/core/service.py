@@ -11,12 +11,15 @@ browser binding), ``callback`` (§5 callback), ``token_lifecycle`` (§6–§8 to
 
 from __future__ import annotations
 
+import ssl
+
 from athkit.core.attestation import AttestationVerifier
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
 from athkit.core.clock import Clock, system_clock
 from athkit.core.consent import BrowserBinding, ConsentContext, ConsentScope
 from athkit.core.identity import IdentityFetcher
 from athkit.core.policy import ApprovalPolicy
+from athkit.core.resources import ProtectedResource, ResourceRegistry
 from athkit.core.sessions import MIN_STATE_LENGTH, s256
 from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState, shared_state
@@ -39,6 +42,16 @@ __all__ = [
     "s256",
     "shared_state",
 ]
+
+
+def outbound_tls(settings: ATHSettings) -> ssl.SSLContext | bool:
+    """TLS verification for outbound document fetches: the system's trust store, plus the
+    operator's ``outbound_ca_file`` when set."""
+    if settings.outbound_ca_file is None:
+        return True
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cafile=str(settings.outbound_ca_file))
+    return ctx
 
 
 class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
@@ -66,7 +79,10 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             max_bytes=settings.identity_max_bytes,
             timeout=settings.identity_timeout,
             clock=clock,
+            verify=outbound_tls(settings),
         )
+        self.resources = ResourceRegistry()
+        self.register_resources()
         self.shared = shared_state(settings, self.store)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
@@ -80,6 +96,17 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
     def close(self) -> None:
         self.fetcher.close()
         self.store.db.dispose()
+
+    def register_resources(self) -> None:
+        """Native mode: the API base is the service's protected resource (RFC 9728)."""
+        s = self.settings
+        scopes = tuple(s.scope_names)
+        self.resources.add(ProtectedResource(s.api_resource, s.provider_id, scopes, s.app_name))
+        # The service as a whole (the root RFC 9728 document): a token for it covers every
+        # resource below it.
+        self.resources.add(
+            ProtectedResource(s.public_url, s.provider_id, scopes, s.app_name, "service")
+        )
 
     # -- §2 discovery ---------------------------------------------------------------------
 

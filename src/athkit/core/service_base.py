@@ -10,6 +10,7 @@ from athkit.core.attestation import AttestationVerifier
 from athkit.core.clock import Clock
 from athkit.core.identity import IdentityFetcher
 from athkit.core.policy import ApprovalPolicy
+from athkit.core.resources import ResourceRegistry
 from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState
 from athkit.store.repositories import Store
@@ -25,3 +26,4 @@ class ServiceBase:
     fetcher: IdentityFetcher
     shared: SharedState
     verifier: AttestationVerifier
+    resources: ResourceRegistry

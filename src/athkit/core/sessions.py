@@ -62,6 +62,14 @@ class AuthorizationSessions(Registration):
                 "requested scopes exceed what the service approved for this agent",
                 {"scopes": not_approved},
             )
+        resource = None
+        if req.resource is not None:
+            # RFC 8707: the resource must be one this service protects, for this provider; it
+            # becomes the token's audience (one mechanism with /oauth/authorize).
+            try:
+                resource = self.resources.resolve(req.resource, req.provider_id).resource
+            except ATHError as exc:
+                refuse(ErrorCode.INVALID_TARGET, exc.message, exc.details)
         if req.user_redirect_uri is not None and req.user_redirect_uri not in agent.redirect_uris:
             refuse(
                 ErrorCode.REDIRECT_URI_MISMATCH,
@@ -81,7 +89,7 @@ class AuthorizationSessions(Registration):
                 requested_scopes=list(dict.fromkeys(req.scopes)),
                 agent_state=req.state,
                 user_redirect_uri=req.user_redirect_uri,
-                resource=req.resource,
+                resource=resource,
                 oauth_state=oauth_state,
                 code_verifier=verifier,
                 code_challenge=challenge,

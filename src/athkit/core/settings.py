@@ -6,6 +6,7 @@ Values come from keyword arguments, then ``ATHKIT_*`` environment variables.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,8 +65,23 @@ class ATHSettings(BaseSettings):
     identity_timeout: float = 5.0
     #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
-    #: Mark cookies ``Secure`` (turn off only for plain-http development).
+    #: Kept for compatibility: cookies are ``Secure`` over https and always outside dev mode
+    #: (:attr:`cookie_secure`).
     secure_cookies: bool = True
+    # -- the OAuth 2.1 authorization server (/oauth/*) --
+    #: Absolute lifetime (seconds) of a refresh-token family from /oauth/token (one consent);
+    #: every use rotates the refresh token.
+    refresh_token_ttl: int = Field(30 * 86400, ge=300)
+    #: Idle limit (seconds): a refresh token unused for this long expires.
+    refresh_token_idle_ttl: int = Field(7 * 86400, ge=300)
+    #: ``opaque`` (default, checked against the store) or ``jwt`` (RFC 9068, ES256, JWKS at
+    #: ``/oauth/jwks.json``) for resource servers that verify locally.
+    access_token_format: Literal["opaque", "jwt"] = "opaque"
+    #: Resource servers allowed to call RFC 7662 introspection: ``{client_id: secret}``.
+    introspection_clients: dict[str, str] = Field(default_factory=dict)
+    #: Extra CA bundle (PEM file) trusted for outbound document fetches (identity documents,
+    #: client ID metadata documents); for private PKI and tests. Default: the system's.
+    outbound_ca_file: Path | None = None
 
     @field_validator("public_url")
     @classmethod
@@ -76,8 +92,23 @@ class ATHSettings(BaseSettings):
         return v
 
     @property
+    def cookie_secure(self) -> bool:
+        """Cookies carry ``Secure`` when served over https, and always outside dev mode."""
+        return self.public_url.startswith("https://") or not self.dev_mode
+
+    @property
     def token_endpoint(self) -> str:
         return f"{self.public_url}/ath/token"
+
+    @property
+    def issuer(self) -> str:
+        """RFC 8414 issuer identifier of the OAuth authorization server: the public URL."""
+        return self.public_url
+
+    @property
+    def api_resource(self) -> str:
+        """RFC 8707 / RFC 9728 identifier of the native API (its base URL)."""
+        return f"{self.public_url}{self.api_base_path}"
 
     @property
     def callback_url(self) -> str:

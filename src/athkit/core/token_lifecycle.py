@@ -78,6 +78,7 @@ class TokenLifecycle(AuthorizationSessions):
             session_id=session.session_id,
             created_at=when,
             expires_at=when + timedelta(seconds=ttl),
+            audience=session.resource,
         )
         audit = audit_row(
             now,
@@ -111,7 +112,9 @@ class TokenLifecycle(AuthorizationSessions):
         agent_header: str | None,
         provider_id: str | None,
         required: Iterable[str] = (),
+        resource: str | None = None,
     ) -> TokenInfo:
+        """§7 checks; ``resource`` is the RFC 8707 resource being accessed (audience check)."""
         row = self.store.get_token(hash_secret(token)) if token else None
         try:
             info = check_token(
@@ -120,6 +123,7 @@ class TokenLifecycle(AuthorizationSessions):
                 agent_header=agent_header,
                 provider_id=provider_id,
                 required=required,
+                resource=resource,
             )
         except ATHError as exc:
             TOKEN_CHECKS.labels(exc.code_str).inc()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from athkit.core.clock import as_utc
+from athkit.core.resources import audience_covers
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.models import TokenRow
 
@@ -23,6 +24,10 @@ class TokenInfo:
     provider_id: str
     scopes: frozenset[str]
     expires_at: datetime
+    #: RFC 8707 audience the token is bound to (None: any resource of its provider).
+    audience: str | None = None
+    #: True for tokens issued through /oauth/*: they bind their agent, no header needed.
+    agent_bound: bool = False
 
 
 def check_token(
@@ -32,8 +37,15 @@ def check_token(
     agent_header: str | None,
     provider_id: str | None,
     required: Iterable[str],
+    resource: str | None = None,
 ) -> TokenInfo:
-    """Apply every §7 check in a fixed order; raise the first failure's ATH error."""
+    """Apply every §7 check in a fixed order; raise the first failure's ATH error.
+
+    Token kinds: an ATH token (``/ath/token``) needs ``X-ATH-Agent-ID`` naming its agent; a
+    token from ``/oauth/*`` (``agent_bound``) carries its agent itself, so the header may be
+    absent but, when sent, must still name that agent. A token with an audience (RFC 8707) is
+    refused at any ``resource`` it does not cover: no token passthrough.
+    """
     if row is None:
         raise ATHError(ErrorCode.TOKEN_INVALID, "access token is not valid")
     if row.revoked_at is not None:
@@ -41,7 +53,8 @@ def check_token(
     expires_at = as_utc(row.expires_at)
     if expires_at <= now:
         raise ATHError(ErrorCode.TOKEN_EXPIRED, "access token has expired")
-    if not agent_header or agent_header != row.agent_id:
+    header_ok = agent_header == row.agent_id or (row.agent_bound and not agent_header)
+    if not header_ok:
         raise ATHError(
             ErrorCode.AGENT_IDENTITY_MISMATCH,
             "X-ATH-Agent-ID is missing or names another agent than the token's",
@@ -52,8 +65,23 @@ def check_token(
             "token was issued for another provider",
             {"token_provider": row.provider_id, "requested_provider": provider_id},
         )
+    if row.audience is not None and resource is not None and not audience_covers(
+        row.audience, resource
+    ):
+        raise ATHError(
+            ErrorCode.TOKEN_INVALID,
+            "access token was issued for another resource",
+            {"audience": row.audience, "resource": resource},
+        )
     info = TokenInfo(
-        row.client_id, row.agent_id, row.user_id, row.provider_id, frozenset(row.scopes), expires_at
+        row.client_id,
+        row.agent_id,
+        row.user_id,
+        row.provider_id,
+        frozenset(row.scopes),
+        expires_at,
+        row.audience,
+        bool(row.agent_bound),
     )
     require_scopes_of(info, required)
     return info

@@ -22,13 +22,16 @@ from athkit.gateway.proxy import proxy_request
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
+from athkit.oauth.server import OAuthServer
 from athkit.store.repositories import Store
 from athkit.web.console import USER_SIGNIN_KEY, build_console_router
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
+from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.operator_auth import OperatorSessions
 from athkit.web.request_id import RequestIdMiddleware
 from athkit.web.routes import build_router
+from athkit.web.security_headers import harden
 
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -88,6 +91,10 @@ def create_gateway_app(
     app.state.athkit = svc
     app.include_router(build_router(service_discovery=False))
     app.include_router(build_consent_router(None))
+    # The gateway as an OAuth 2.1 authorization server: MCP/OAuth clients reach the proxy with
+    # a standard token bound to one provider's resource; the upstream token stays here.
+    app.state.athkit_oauth = OAuthServer(svc)
+    app.include_router(build_oauth_router())
     install_error_handlers(app)
     # The user pages need to know who the user is: sign-in with a provider (gateway/users.py).
     users = GatewayUsers(svc)
@@ -112,6 +119,7 @@ def create_gateway_app(
         handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:
         mount_handshake(app, svc, handshake, current_user=users.current_user)
+    harden(app)
 
     @app.get("/.well-known/ath.json")
     async def catalog() -> Response:

@@ -61,6 +61,10 @@ async def proxy_request(
     request: Request, svc: GatewayService, client: httpx.AsyncClient, provider_id: str, path: str
 ) -> Response:
     upstream_path = _raw_upstream_path(request, provider_id)
+    # for a 401/403: point the client to this provider's resource metadata (RFC 9728 §5.1)
+    request.scope.setdefault("state", {})["ath_resource"] = svc.resources.get(
+        svc.proxy_resource(provider_id)
+    )
     token = bearer_token(request)
     agent_header = request.headers.get("x-ath-agent-id")
     hs = getattr(request.app.state, "athkit_handshake", None)

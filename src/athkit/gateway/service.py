@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, as_utc, system_clock, to_datetime
 from athkit.core.policy import ApprovalPolicy
+from athkit.core.resources import ProtectedResource
 from athkit.core.secrets import hash_secret
 from athkit.core.service import ATHService, RedeemedCode, UserGrant
 from athkit.core.settings import ATHSettings
@@ -73,6 +74,7 @@ class GatewayService(ATHService):
         policy = ApprovalPolicy(**config.policy.model_dump())
         super().__init__(settings, policy=policy, store=store, clock=clock)
         self.config = config
+        self.register_resources()
         self.sealer = sealer
         self.providers = {
             p.provider_id: UpstreamProvider(p, timeout=g.upstream_timeout) for p in config.providers
@@ -83,6 +85,25 @@ class GatewayService(ATHService):
         if discover:
             for upstream in self.providers.values():
                 upstream.discover()
+
+    def register_resources(self) -> None:
+        """Each provider's proxy prefix is a protected resource (RFC 9728, RFC 8707)."""
+        config = getattr(self, "config", None)
+        if config is None:  # called again once the provider config is known
+            return
+        for p in config.providers:
+            self.resources.add(
+                ProtectedResource(
+                    self.proxy_resource(p.provider_id),
+                    p.provider_id,
+                    tuple(self.supported.get(p.provider_id, [])),
+                    p.display_name,
+                    "proxy",
+                )
+            )
+
+    def proxy_resource(self, provider_id: str) -> str:
+        return f"{self.settings.public_url}/ath/proxy/{provider_id}"
 
     # -- catalog --------------------------------------------------------------------------
 
@@ -229,7 +250,12 @@ class GatewayService(ATHService):
         Token, agent header and provider first, then the scope→route map, then the scope, and
         only then the user's upstream token (refreshed if stale). One call, one thread hop.
         """
-        info = self.validate(token, agent_header=agent_header, provider_id=provider_id)
+        info = self.validate(
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            resource=self.proxy_resource(provider_id),
+        )
         require_scopes_of(info, [self.required_scope(provider_id, method, path)])
         return self.upstream_access_token(info)
 

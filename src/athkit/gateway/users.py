@@ -73,7 +73,7 @@ class GatewayUsers:
         return account if isinstance(account, str) else None
 
     def _cookie_secure(self) -> bool:
-        return self.svc.settings.public_url.startswith("https")
+        return self.svc.settings.cookie_secure
 
     def router(self) -> APIRouter:
         router = APIRouter(include_in_schema=False)

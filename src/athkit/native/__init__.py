@@ -25,12 +25,15 @@ from athkit.core.service import ATHService
 from athkit.core.settings import ATHSettings, ScopeInfo, load_settings
 from athkit.core.tokens import TokenInfo
 from athkit.oauth.consent import CurrentUser, build_consent_router
+from athkit.oauth.server import OAuthServer
 from athkit.web.console import IsOperator, build_console_router
 from athkit.web.deps import require_scopes
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
-from athkit.web.proxy import NativeProxyMiddleware
+from athkit.web.oauth_routes import build_oauth_router
+from athkit.web.proxy import NativeProxyMiddleware, build_proxy_miss_router
 from athkit.web.routes import build_router
+from athkit.web.security_headers import harden
 
 __all__ = [
     "ATH",
@@ -82,12 +85,18 @@ class ATH:
         app.state.athkit = service
         app.include_router(build_router())
         app.include_router(build_consent_router(current_user))
+        # The same service as an OAuth 2.1 authorization server for MCP and OAuth clients.
+        self.oauth = OAuthServer(service)
+        app.state.athkit_oauth = self.oauth
+        app.include_router(build_oauth_router())
         app.include_router(build_console_router(current_user, operator, metrics_token))
+        app.include_router(build_proxy_miss_router())
         install_error_handlers(app)
         app.add_middleware(NativeProxyMiddleware, api_base_path=self.settings.api_base_path)
         self.handshake: HandshakeService | None = None
         if handshake is not None:
             self.handshake = mount_handshake(app, service, handshake, current_user)
+        harden(app, html_prefixes=("/ath/",))
 
     def close(self) -> None:
         if self.handshake is not None:

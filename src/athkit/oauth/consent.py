@@ -64,7 +64,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
             max_age=svc.settings.session_ttl,
             path="/ath",
             httponly=True,
-            secure=svc.settings.secure_cookies and svc.settings.public_url.startswith("https"),
+            secure=svc.settings.cookie_secure,
             samesite="lax",
         )
         return resp

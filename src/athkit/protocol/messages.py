@@ -1,7 +1,8 @@
 """Wire messages of ATH 0.1 (PROTOCOL.md §2–§9), as pydantic v2 models.
 
 Field names follow PROTOCOL.md exactly. Input models ignore unknown fields (forward
-compatibility, §2); string lengths are bounded so a hostile body cannot balloon memory.
+compatibility, §2); strings are bounded and free of control characters (``protocol.fields``) so
+a hostile body can neither balloon memory nor smuggle a NUL byte into a store.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=512)]
-UrlStr = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-JwtStr = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
-ScopeStr = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+from athkit.protocol.fields import JsonObject, JwtStr, ScopeStr, ShortStr, UrlStr, text, token
+
+VersionStr = Annotated[str, token(32)]
 ScopeList = Annotated[list[ScopeStr], Field(max_length=64)]
 
 
@@ -45,28 +45,30 @@ class ServiceAuth(Message):
 class ServiceDiscoveryDocument(Message):
     """``GET /.well-known/ath-app.json`` (service-side discovery)."""
 
-    ath_version: str
-    app_id: str
-    name: str
+    ath_version: VersionStr
+    app_id: ShortStr
+    name: ShortStr
+    #: athkit: the ``provider_id`` agents register and authorize with (PROTOCOL-NOTES.md).
+    provider_id: ShortStr | None = None
     auth: ServiceAuth
     api_base: UrlStr
 
 
 class ProviderInfo(Message):
-    provider_id: str
-    display_name: str
-    categories: list[str] = Field(default_factory=list)
-    available_scopes: list[str] = Field(default_factory=list)
-    auth_mode: str = "OAUTH2"
+    provider_id: ShortStr
+    display_name: ShortStr
+    categories: list[ShortStr] = Field(default_factory=list)
+    available_scopes: list[ScopeStr] = Field(default_factory=list)
+    auth_mode: ShortStr = "OAUTH2"
     agent_approval_required: bool = True
 
 
 class GatewayDiscoveryDocument(Message):
     """``GET /.well-known/ath.json`` (gateway catalog)."""
 
-    ath_version: str
-    gateway_id: str
-    agent_registration_endpoint: str
+    ath_version: VersionStr
+    gateway_id: ShortStr
+    agent_registration_endpoint: UrlStr
     supported_providers: list[ProviderInfo] = Field(default_factory=list)
 
 
@@ -78,7 +80,7 @@ class ManualOAuth(Message):
 class ManualServiceConfig(Message):
     """A service described by hand in the agent's config (§2 manual mode)."""
 
-    provider: str
+    provider: ShortStr
     api_base: UrlStr
     oauth: ManualOAuth
 
@@ -95,12 +97,12 @@ class DeveloperInfo(Message):
 class AgentIdentityDocument(Message):
     """The document an agent publishes at its ``agent_id`` URL."""
 
-    ath_version: str = "0.1"
+    ath_version: VersionStr = "0.1"
     agent_id: UrlStr
     name: ShortStr
     developer: DeveloperInfo
-    capabilities: list[str] = Field(default_factory=list)
-    public_key: dict[str, Any] | str
+    capabilities: list[Annotated[str, token(4096)]] = Field(default_factory=list)
+    public_key: JsonObject | Annotated[str, text(16384, 1)]
 
 
 # -- §4 registration ------------------------------------------------------------------------
@@ -116,7 +118,7 @@ class RegisterRequest(Message):
     agent_attestation: JwtStr
     developer: DeveloperInfo
     requested_providers: Annotated[list[ProviderScopeRequest], Field(min_length=1, max_length=32)]
-    purpose: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    purpose: Annotated[str, text(1024)] | None = None
     redirect_uris: Annotated[list[UrlStr], Field(max_length=16)] | None = None
 
 
@@ -153,7 +155,7 @@ class AuthorizeRequest(Message):
     agent_attestation: JwtStr
     provider_id: ShortStr
     scopes: Annotated[list[ScopeStr], Field(min_length=1, max_length=64)]
-    state: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    state: Annotated[str, token(512)]
     user_redirect_uri: UrlStr | None = None
     resource: UrlStr | None = None
 
@@ -167,11 +169,11 @@ class AuthorizeResponse(Message):
 
 
 class TokenRequest(Message):
-    grant_type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    grant_type: Annotated[str, token(64)]
     client_id: ShortStr
     client_secret: ShortStr
     agent_attestation: JwtStr
-    code: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    code: Annotated[str, token(512)]
     ath_session_id: ShortStr
 
 
@@ -195,7 +197,7 @@ class TokenResponse(Message):
 
 
 class RevokeRequest(Message):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    token: Annotated[str, token(1024)]
     client_id: ShortStr
     client_secret: ShortStr
 

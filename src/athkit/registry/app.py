@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.protocol.fields import BoundedInt, text, token
 from athkit.registry import ranking
 from athkit.registry.errors import ADMIN_UNAUTHORIZED, registry_error
 from athkit.registry.models import Listing
@@ -25,6 +26,7 @@ from athkit.registry.proof import VERIFICATION_PATH
 from athkit.registry.service import RegistryService, RegistrySettings
 from athkit.web.body import read_json
 from athkit.web.errors import install_error_handlers
+from athkit.web.security_headers import harden
 
 log = logging.getLogger("athkit.registry")
 
@@ -33,12 +35,10 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 class SubmitRequest(BaseModel):
-    url: str = Field(min_length=1, max_length=2048)
+    url: Annotated[str, token(2048)]
     #: used when the discovery document carries no description of its own
-    description: str | None = Field(default=None, max_length=2000)
-    categories: list[Annotated[str, Field(max_length=128)]] = Field(
-        default_factory=list, max_length=64
-    )
+    description: Annotated[str, text(2000)] | None = None
+    categories: list[Annotated[str, token(128, 0)]] = Field(default_factory=list, max_length=64)
 
 
 def listing_json(svc: RegistryService, listing: Listing) -> dict[str, Any]:
@@ -110,6 +110,7 @@ def create_registry_app(
     app = FastAPI(title="athkit registry", version="0.1", lifespan=lifespan)
     app.state.registry = svc
     install_error_handlers(app)
+    harden(app)
 
     def require_admin(request: Request) -> None:
         expected = settings.admin_token
@@ -121,7 +122,7 @@ def create_registry_app(
     @app.get("/api/search")
     async def search(
         intent: Annotated[str, Query(min_length=1, max_length=500)],
-        limit: Annotated[int, Query(ge=1, le=50)] = 10,
+        limit: Annotated[BoundedInt, Query(ge=1, le=50)] = 10,
         mode: Annotated[Literal["auto", "hybrid", "keyword"], Query()] = "auto",
     ) -> Response:
         if not intent.strip():
@@ -141,8 +142,8 @@ def create_registry_app(
     @app.get("/api/listings")
     async def listings(
         status: Annotated[Literal["listed", "pending", "delisted"], Query()] = "listed",
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[BoundedInt, Query(ge=1, le=500)] = 100,
+        offset: Annotated[BoundedInt, Query(ge=0)] = 0,
     ) -> Response:
         rows = await run_in_threadpool(svc.listings, status, limit, offset)
         return JSONResponse(

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -58,6 +68,13 @@ class AgentRow(Base):
     approval_expires: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: How the client was identified: ``ath`` (/ath/agents/register), ``dcr`` (RFC 7591) or
+    #: ``cimd`` (a client ID metadata document; ``agent_id`` is then its URL = the client_id).
+    client_kind: Mapped[str] = mapped_column(String(16), default="ath", server_default="ath")
+    #: RFC 7591 §2 ``token_endpoint_auth_method`` (OAuth clients only).
+    token_endpoint_auth_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: The client's OAuth metadata as registered or fetched (name, uris, jwks ...).
+    client_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class SessionRow(Base):
@@ -79,12 +96,14 @@ class SessionRow(Base):
     binding_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     csrf_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     oauth_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
-    agent_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    agent_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     status: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     consented_scopes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: /oauth/authorize sessions: the client's own PKCE challenge (RFC 7636, S256 only).
+    client_code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class TokenRow(Base):
@@ -101,6 +120,35 @@ class TokenRow(Base):
     session_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: RFC 8707 audience: the one resource this token is good for (None: any of the provider's).
+    audience: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    #: Issued through /oauth/*: the token binds its agent itself (no X-ATH-Agent-ID needed).
+    agent_bound: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: The refresh-token family this access token came from (revoked together).
+    family_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class RefreshTokenRow(Base):
+    """An OAuth refresh token (RFC 6749 §6, OAuth 2.1 §4.3): rotated on every use; a used one
+    presented again revokes its whole family."""
+
+    __tablename__ = "ath_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str] = mapped_column(String(2048))
+    user_id: Mapped[str] = mapped_column(String(512))
+    provider_id: Mapped[str] = mapped_column(String(512))
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    audience: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Idle limit: this token must be used before then.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Absolute limit of the family (the original consent), carried across rotations.
+    family_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 

@@ -14,9 +14,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from athkit.store.db import Database, update_one
+from athkit.store.families import revoke_families
 from athkit.store.models import (
     AgentRow,
     AuditRow,
+    RefreshTokenRow,
     ReplayRow,
     SessionRow,
     TokenRow,
@@ -95,6 +97,7 @@ class Store:
                     .where(TokenRow.client_id == client_id, TokenRow.revoked_at.is_(None))
                     .values(revoked_at=now)
                 )
+                revoke_families(s, [RefreshTokenRow.client_id == client_id], now)
             s.add(audit)
             return True
 
@@ -139,6 +142,24 @@ class Store:
             if audit is not None:
                 s.add(audit)
             return True
+
+    def bind_session(
+        self, session_id: str, expected_binding: str | None, binding_hash: str, csrf_hash: str
+    ) -> bool:
+        """Compare-and-set on the browser binding of a pending session (§5): True when the
+        binding was still ``expected_binding`` (None: unbound), so the first browser wins."""
+        bound = (
+            SessionRow.binding_hash.is_(None)
+            if expected_binding is None
+            else SessionRow.binding_hash == expected_binding
+        )
+        with self.db.transaction() as s:
+            return update_one(
+                s,
+                update(SessionRow)
+                .where(SessionRow.session_id == session_id, SessionRow.status == "pending", bound)
+                .values(binding_hash=binding_hash, csrf_hash=csrf_hash),
+            )
 
     def complete_callback(
         self,
@@ -234,6 +255,11 @@ class Store:
                 .values(revoked_at=now),
             )
             if won:
+                family = s.scalar(
+                    select(TokenRow.family_id).where(TokenRow.token_hash == token_hash)
+                )
+                if family is not None:  # an /oauth token: its whole family goes with it
+                    revoke_families(s, [RefreshTokenRow.family_id == family], now)
                 s.add(audit)
             return won
 
@@ -274,6 +300,11 @@ class Store:
                 q = q.where(TokenRow.provider_id == provider_id)
             res = s.execute(q.values(revoked_at=now))
             count = int(res.rowcount)  # type: ignore[attr-defined]
+            count += revoke_families(
+                s,
+                [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id],
+                now,
+            )
             if count:
                 s.add(audit)
             return count

@@ -89,7 +89,10 @@ def render_page(request: Request, name: str, context: dict[str, object]) -> Resp
         "operator_signout": getattr(state, OPERATOR_SIGNIN_KEY, None) is not None,
     }
     resp = templates.TemplateResponse(request, name, {**context, **extra}, headers=PAGE_HEADERS)
-    resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ath")
+    secure = service_of(request).settings.cookie_secure
+    resp.set_cookie(
+        CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ath", secure=secure
+    )
     return resp
 
 

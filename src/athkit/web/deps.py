@@ -15,6 +15,10 @@ from athkit.web.routes import service_of
 PROXY_PROVIDER_KEY = "ath_proxy_provider"
 #: Key in the ASGI scope's state where the handshake channel records the decrypted session.
 CHANNEL_SESSION_KEY = "ath_channel_session"
+#: Keys in the request state naming the protected resource and the scopes a route needs, so
+#: a 401/403 can point the client to the resource's metadata (RFC 9728 §5.1).
+RESOURCE_KEY = "ath_resource"
+REQUIRED_SCOPES_KEY = "ath_required_scopes"
 
 
 def bearer_token(request: Request) -> str | None:
@@ -37,6 +41,9 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
         svc = service_of(request)
         state = request.scope.get("state", {})
         provider = state.get(PROXY_PROVIDER_KEY)
+        resource = svc.settings.api_resource
+        state[RESOURCE_KEY] = svc.resources.get(resource)
+        state[REQUIRED_SCOPES_KEY] = needed
         token = bearer_token(request)
         channel = state.get(CHANNEL_SESSION_KEY)
         hs = getattr(request.app.state, "athkit_handshake", None)
@@ -62,6 +69,7 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
             agent_header=request.headers.get("x-ath-agent-id"),
             provider_id=provider or svc.settings.provider_id,
             required=needed,
+            resource=resource,
         )
         request.state.ath = info
         return info

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from athkit.asgi.pages import templates as templates  # re-exported: its old home
 from athkit.core.secrets import new_secret
+from athkit.oauth.resource_metadata import bearer_challenge
 from athkit.protocol.errors import ATHError, ErrorCode
 
 log = logging.getLogger("athkit.web")
@@ -28,12 +29,38 @@ def wants_html(request: Request) -> bool:
     return request.url.path.startswith(BROWSER_PREFIXES) and "text/html" in accept
 
 
+def _challenge(request: Request, err: ATHError) -> str | None:
+    """``WWW-Authenticate`` for a protected route's 401/403 (RFC 6750 §3, RFC 9728 §5.1):
+    the resource's metadata URL and the scopes needed, so MCP/OAuth clients can (re)authorize."""
+    state = request.scope.get("state", {})
+    resource = state.get("ath_resource")
+    required = list(state.get("ath_required_scopes") or ())
+    if err.code_str == ErrorCode.SCOPE_INSUFFICIENT.value:
+        granted = list(err.details.get("granted") or [])
+        return bearer_challenge(
+            resource,
+            error="insufficient_scope",
+            description=err.message,
+            scopes=[*granted, *required],
+        )
+    if err.status == 401:
+        sent = request.headers.get("authorization", "").lower().startswith("bearer ")
+        if resource is None:
+            return 'Bearer realm="ath", error="invalid_token"'
+        return bearer_challenge(
+            resource,
+            error="invalid_token" if sent else None,
+            description=err.message if sent else None,
+            scopes=required or resource.scopes,
+        )
+    return None
+
+
 def error_response(request: Request, err: ATHError) -> Response:
     headers: dict[str, str] = {"Cache-Control": "no-store"}
-    if err.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="ath", error="invalid_token"'
-    if err.code_str == ErrorCode.SCOPE_INSUFFICIENT.value:
-        headers["WWW-Authenticate"] = 'Bearer realm="ath", error="insufficient_scope"'
+    challenge = _challenge(request, err)
+    if challenge is not None:
+        headers["WWW-Authenticate"] = challenge
     if err.code_str == ErrorCode.RATE_LIMITED.value and "retry_after" in err.details:
         headers["Retry-After"] = str(int(err.details["retry_after"]))
     if wants_html(request):

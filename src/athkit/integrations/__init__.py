@@ -1,0 +1,1 @@
+"""Thin adapters between athkit, MCP and agent frameworks."""

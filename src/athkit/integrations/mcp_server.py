@@ -1,0 +1,126 @@
+"""``athkit mcp serve``: an MCP server that gives a model the ATH agent tools.
+
+Built on the official ``mcp`` SDK's low-level server (``pip install 'athkit[mcp]'``), over
+stdio (Claude Desktop style clients) or streamable HTTP. The tools are exactly
+:data:`athkit.integrations.tools.TOOLS`: their JSON Schemas are the input schemas, their
+results the structured content. When a tool needs the user's confirmation to fetch a URL the
+model gave, the server asks the *user* through MCP elicitation (when the client supports it);
+the model never confirms anything itself. Blocking ATH calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import mcp.types as types
+from mcp.server.lowlevel import Server
+
+from athkit.client.vault import DEFAULT_USER
+from athkit.integrations.tools import TOOLS, ATHTools
+
+SERVER_NAME = "athkit"
+INSTRUCTIONS = (
+    "Tools to act for the user at services that speak ATH (Agent Trust Handshake). Typical "
+    "order: search_providers or discover_provider, then connect_provider (the USER opens the "
+    "returned link and approves), then call_api. list_grants shows what is connected. Never "
+    "open consent links yourself and never retry a refused call with different URLs."
+)
+
+
+def _confirmer(ctx: Any) -> Any:
+    """A sync ``confirm(url)`` for a worker thread: asks the user via form elicitation in
+    the request ``ctx`` (refuses when the client cannot ask its user)."""
+
+    def confirm(url: str) -> bool:
+        async def ask() -> bool:
+            params = ctx.session.client_params
+            caps = params.capabilities if params is not None else None
+            if caps is None or caps.elicitation is None:
+                return False
+            result = await ctx.session.elicit(
+                message=f"The assistant wants to contact {url}. Allow this site?",
+                requestedSchema={
+                    "type": "object",
+                    "properties": {"allow": {"type": "boolean", "title": "Allow this site"}},
+                    "required": ["allow"],
+                },
+                related_request_id=ctx.request_id,
+            )
+            return result.action == "accept" and bool((result.content or {}).get("allow"))
+
+        try:
+            return bool(anyio.from_thread.run(ask))
+        except Exception:
+            return False
+
+    return confirm
+
+
+def create_server(tools: ATHTools, *, user: str = DEFAULT_USER) -> Server[Any, Any]:
+    """An MCP server exposing :data:`TOOLS` for ``tools.agent`` acting for ``user``."""
+    server: Server[Any, Any] = Server(SERVER_NAME, instructions=INSTRUCTIONS)
+
+    @server.list_tools()  # type: ignore[no-untyped-call,untyped-decorator]
+    async def list_tools() -> list[types.Tool]:
+        return [
+            types.Tool(
+                name=spec.name,
+                description=spec.description,
+                inputSchema=spec.json_schema(),
+                annotations=types.ToolAnnotations(
+                    readOnlyHint=spec.name in ("search_providers", "discover_provider",
+                                               "list_grants"),
+                    destructiveHint=spec.name == "revoke",
+                    openWorldHint=spec.name != "list_grants",
+                ),
+            )
+            for spec in TOOLS
+        ]
+
+    @server.call_tool(validate_input=False)  # type: ignore[untyped-decorator]
+    async def call_tool(name: str, arguments: dict[str, Any]) -> Any:
+        confirm = _confirmer(server.request_context)
+        result = await anyio.to_thread.run_sync(
+            lambda: tools.run(name, arguments or {}, user, confirm=confirm)
+        )
+        text = [types.TextContent(type="text", text=json.dumps(result, indent=2))]
+        if result.get("status") == "error":
+            return types.CallToolResult(content=list(text), structuredContent=result,
+                                        isError=True)
+        return text, result
+
+    return server
+
+
+async def serve_stdio(tools: ATHTools, *, user: str = DEFAULT_USER) -> None:
+    from mcp.server.stdio import stdio_server
+
+    server = create_server(tools, user=user)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+def streamable_http_app(tools: ATHTools, *, user: str = DEFAULT_USER) -> Any:
+    """An ASGI app serving the MCP endpoint at ``/mcp`` (streamable HTTP transport)."""
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    manager = StreamableHTTPSessionManager(app=create_server(tools, user=user))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    return Starlette(routes=[Mount("/mcp", app=manager.handle_request)], lifespan=lifespan)
+
+
+def run_stdio(tools: ATHTools, *, user: str = DEFAULT_USER) -> None:
+    anyio.run(lambda: serve_stdio(tools, user=user))
