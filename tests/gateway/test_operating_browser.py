@@ -26,12 +26,14 @@ from typer.testing import CliRunner
 
 from athkit.cli.main import app as cli
 from athkit.client import ATHClient
+from athkit.crypto.keys import AgentKey
 from athkit.crypto.sealing import TokenSealer, new_key_spec
 from athkit.demo.browser import HTTPBrowser, complete_upstream_login
 from athkit.demo.upstream import OIDCProvider
 from athkit.gateway.app import create_gateway_app
 from athkit.gateway.config import parse_config
 from athkit.gateway.service import GatewayService
+from athkit.protocol.errors import ATHError
 from athkit.web.serving import BackgroundServer, free_port
 from tests.conftest import PG_ADMIN_DSN, AgentIdentity
 from tests.gateway.test_gateway import DEVELOPER, SECRET_ENV, gateway_config
@@ -304,8 +306,19 @@ scope = "files:read"
     assert answer.status_code == 200, answer.text
     assert answer.json()["client_id"] == op2.client_id  # reached the new upstream
 
+    # An impostor: the agent's id with a key its identity document does not hold.
+    impostor = ATHClient(gw.url, second.agent_id, AgentKey.generate("P-256", kid="default"))
+    with pytest.raises(ATHError):
+        impostor.register(
+            developer=DEVELOPER, providers=[{"provider_id": "files", "scopes": ["files:read"]}]
+        )
+    deadline = time.monotonic() + 10
     rows = audit_events(page, gw)
+    while "attestation_failed" not in {r["event"] for r in rows} and time.monotonic() < deadline:
+        time.sleep(0.3)  # per-call rows go through the batch writer
+        rows = audit_events(page, gw)
     events = {r["event"] for r in rows}
+    assert "attestation_failed" in events
     assert {"operator_signed_in", "agent_approved", "provider_changed"} <= events
     assert "operator_signin_failed" in events and "access_granted" in events
     approved = [r for r in rows if r["event"] == "agent_approved"]

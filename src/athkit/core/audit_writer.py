@@ -17,14 +17,58 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from athkit.core import audit_events as ev
+from athkit.core.clock import to_datetime
 from athkit.core.metrics import AUDIT_DROPPED
+from athkit.protocol.errors import ATHError
 from athkit.store.models import AuditRow
 
 log = logging.getLogger("athkit.audit")
 
 ALWAYS_KEPT = frozenset({ev.SCOPE_VIOLATION, ev.ATTESTATION_FAILED})
+
+
+def call_row(
+    now: float,
+    event: str,
+    outcome: str,
+    *,
+    agent_id: str | None = None,
+    provider_id: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditRow:
+    """A per-call row, built without the log line and counter of
+    :func:`~athkit.core.audit.audit_row` (the proxy and refusal metrics count these calls)."""
+    return AuditRow(
+        timestamp=to_datetime(now),
+        event=event,
+        outcome=outcome,
+        agent_id=agent_id,
+        user_id=None,
+        provider_id=provider_id,
+        requested_scopes=[],
+        effective_scopes=[],
+        denied_scopes=[],
+        denial_reason=reason,
+        details=details or {},
+    )
+
+
+def attestation_failed_row(
+    now: float, endpoint: str, claimed: str | None, err: ATHError
+) -> AuditRow:
+    """``attestation_failed``: the agent id is the one the JWT claims (it did not verify)."""
+    return call_row(
+        now,
+        ev.ATTESTATION_FAILED,
+        "refused",
+        agent_id=claimed,
+        reason=err.code_str,
+        details={"endpoint": endpoint, "message": err.message[:300], "agent_id_unverified": True},
+    )
 
 
 class AuditBatchWriter:
@@ -62,6 +106,15 @@ class AuditBatchWriter:
                 self._last_warning = now
                 log.warning("audit queue full: per-call events are being dropped")
             return False
+
+    def resize(self, max_queue: int) -> None:
+        """A new bound (before traffic starts: rows queued so far are kept)."""
+        old, self._queue = self._queue, queue.Queue(maxsize=max_queue)
+        while True:
+            try:
+                self.submit(old.get_nowait())
+            except queue.Empty:
+                return
 
     def _drain(self) -> list[AuditRow]:
         rows: list[AuditRow] = []

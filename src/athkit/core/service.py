@@ -14,6 +14,7 @@ from __future__ import annotations
 import ssl
 
 from athkit.core.attestation import AttestationVerifier
+from athkit.core.audit_writer import AuditBatchWriter, attestation_failed_row
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
 from athkit.core.clock import Clock, system_clock
 from athkit.core.consent import BrowserBinding, ConsentContext, ConsentScope
@@ -25,6 +26,7 @@ from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState, shared_state
 from athkit.core.token_lifecycle import TokenLifecycle
 from athkit.core.user_grants import UserGrant, UserGrants
+from athkit.protocol.errors import ATHError
 from athkit.protocol.messages import ServiceAuth, ServiceDiscoveryDocument
 from athkit.store.db import Database, default_sqlite_url
 from athkit.store.repositories import Store
@@ -81,6 +83,8 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             clock=clock,
             verify=outbound_tls(settings),
         )
+        #: Per-call audit rows (attestation_failed here; proxy_request in the gateway).
+        self.call_audit = AuditBatchWriter(self.store.add_audit_many)
         self.resources = ResourceRegistry()
         self.register_resources()
         self.shared = shared_state(settings, self.store)
@@ -91,9 +95,16 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             clock=clock,
             skew=settings.clock_skew,
             max_lifetime=settings.attestation_max_lifetime,
+            on_failure=self._attestation_failed,
         )
 
+    def _attestation_failed(self, endpoint: str, claimed: str | None, err: ATHError) -> None:
+        """``attestation_failed``: queued for the batch writer (anonymous callers can send
+        these at will: no synchronous database write per refusal)."""
+        self.call_audit.submit(attestation_failed_row(self.clock(), endpoint, claimed, err))
+
     def close(self) -> None:
+        self.call_audit.close()
         self.fetcher.close()
         self.store.db.dispose()
 

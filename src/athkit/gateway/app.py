@@ -10,7 +10,6 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from athkit.core.audit_writer import AuditBatchWriter
 from athkit.core.handshake import HandshakePolicy
 from athkit.core.operators import OperatorAccounts
 from athkit.crypto.sealing import TokenSealer
@@ -78,14 +77,12 @@ def create_gateway_app(
                 yield
         finally:
             live.stop()
-            writer.close()
             svc.close()
 
-    writer = AuditBatchWriter(
-        svc.store.add_audit_many,
-        sample=config.gateway.audit_proxy_sample,
-        max_queue=config.gateway.audit_queue,
-    )
+    # The service's per-call writer, with the gateway's sampling and queue size.
+    writer = svc.call_audit
+    writer.sample = config.gateway.audit_proxy_sample
+    writer.resize(config.gateway.audit_queue)
     app = FastAPI(title="athkit gateway", version="0.1", lifespan=lifespan)
     app.state.athkit_audit_writer = writer
     app.state.athkit = svc

@@ -11,13 +11,11 @@ from opentelemetry.trace import SpanKind
 from starlette.responses import Response
 
 from athkit.core import audit_events as ev
-from athkit.core.audit_writer import AuditBatchWriter
-from athkit.core.clock import to_datetime
+from athkit.core.audit_writer import AuditBatchWriter, call_row
 from athkit.core.metrics import PROXY_LATENCY, PROXY_REQUESTS
 from athkit.core.tracing import request_id, tracer
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.store.models import AuditRow
 
 VIOLATIONS = frozenset({ErrorCode.SCOPE_INSUFFICIENT.value, ErrorCode.ROUTE_NOT_MAPPED.value})
 
@@ -85,22 +83,17 @@ def _record(
     seconds: float,
     code: str | None,
 ) -> None:
-    # Built by hand, not with audit_row(): no log line and no counter per proxied call (the
-    # proxy metrics above count them). The agent id is the X-ATH-Agent-ID the token matched
-    # (for refusals before that check it is the claimed one, marked so).
+    # The agent id is the X-ATH-Agent-ID the token matched (for refusals before that check it
+    # is the claimed one, marked so).
     claimed = code is not None and code not in VIOLATIONS
     writer.submit(
-        AuditRow(
-            timestamp=to_datetime(svc.clock()),
-            event=event,
-            outcome=outcome,
-            agent_id=(request.headers.get("x-ath-agent-id") or None),
-            user_id=None,
+        call_row(
+            svc.clock(),
+            event,
+            outcome,
+            agent_id=request.headers.get("x-ath-agent-id") or None,
             provider_id=provider_id,
-            requested_scopes=[],
-            effective_scopes=[],
-            denied_scopes=[],
-            denial_reason=code,
+            reason=code,
             details={
                 "method": request.method,
                 "path": request.url.path[:512],
