@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 import pytest
 from playwright.sync_api import Page, sync_playwright
 from typer.testing import CliRunner
@@ -35,26 +33,12 @@ from athkit.gateway.config import parse_config
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError
 from athkit.web.serving import BackgroundServer, free_port
-from tests.conftest import PG_ADMIN_DSN, AgentIdentity
+from tests.conftest import AgentIdentity
 from tests.gateway.test_gateway import DEVELOPER, SECRET_ENV, gateway_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OPERATOR = "ops-olivia"
 OPERATOR_PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def fresh_pg() -> Iterator[str]:
-    """A database of this test's own (provider versions must not leak into other gateways)."""
-    name = f"athkit_ops_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +131,7 @@ def provider_login(page: Page, gateway_origin: str, username: str = "alice") -> 
     raise AssertionError(f"still at the provider: {page.url}")
 
 
-def connect(gw: TwoNodes, client: ATHClient, provider: str, scopes: list[str]) -> None:
+def connect(gw: TwoNodes | None, client: ATHClient, provider: str, scopes: list[str]) -> None:
     """Authorize, consent on the gateway's page and at the provider, exchange the code."""
     auth = client.authorize(provider, scopes)
     http = HTTPBrowser("alice", "unused")

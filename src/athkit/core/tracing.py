@@ -27,6 +27,12 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _configured = False
 
 
+def tracing_enabled() -> bool:
+    """Whether any OpenTelemetry SDK is installed (ours, or the host application's): when not,
+    the hot path skips span calls altogether rather than paying for no-op spans."""
+    return _configured or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def configure_tracing(service_name: str = "athkit", *, exporter: str | None = None) -> bool:
     """Install the OpenTelemetry SDK once; ``exporter``: "otlp", "console" or None (from env).
 

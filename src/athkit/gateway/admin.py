@@ -14,7 +14,6 @@ it). Changes reach every node within ``provider_poll_seconds``.
 
 from __future__ import annotations
 
-import hmac
 import tomllib
 from dataclasses import asdict
 from typing import Any
@@ -27,7 +26,13 @@ from athkit.gateway.live_providers import LiveProviders
 from athkit.gateway.templates import TEMPLATES, template_toml
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.body import read_json_object
-from athkit.web.console import CSRF_COOKIE, IsOperator, checked_form, operator_name, render_page
+from athkit.web.console import (
+    IsOperator,
+    checked_form,
+    csrf_header_ok,
+    operator_name,
+    render_page,
+)
 
 CONSOLE_PATH = "/ath/console/providers"
 MAX_BODY = 256 * 1024
@@ -54,11 +59,8 @@ def build_admin_router(live: LiveProviders, is_operator: IsOperator) -> APIRoute
         name = await operator_name(is_operator, request)
         if name is None:
             raise ATHError(ErrorCode.OPERATOR_ONLY, "operators only")
-        if change:
-            sent = request.headers.get("x-csrf-token", "")
-            cookie = request.cookies.get(CSRF_COOKIE, "")
-            if not sent or not cookie or not hmac.compare_digest(sent, cookie):
-                raise ATHError(ErrorCode.STATE_MISMATCH, "X-CSRF-Token must match the console")
+        if change and not csrf_header_ok(request):
+            raise ATHError(ErrorCode.STATE_MISMATCH, "X-CSRF-Token must match the console")
         return name
 
     @router.get("/ath/admin/providers")

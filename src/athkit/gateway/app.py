@@ -101,7 +101,7 @@ def create_gateway_app(
         OperatorAccounts(
             svc.store.db, clock=svc.clock, rate=svc.shared.rate, audit=svc.store.add_audit
         ),
-        public_url=config.gateway.public_url,
+        secure=config.gateway.public_url.startswith("https://"),
     )
     operators.mount(app)
     live = LiveProviders(svc, poll_seconds=config.gateway.provider_poll_seconds)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 
 from fastapi import Request
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import INVALID_SPAN, SpanKind
 from starlette.responses import Response
 
 from athkit.core import audit_events as ev
 from athkit.core.audit_writer import AuditBatchWriter, call_row
 from athkit.core.metrics import PROXY_LATENCY, PROXY_REQUESTS
-from athkit.core.tracing import request_id, tracer
+from athkit.core.tracing import request_id, tracer, tracing_enabled
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
 
@@ -30,7 +31,12 @@ async def observed_call(
     known = svc.config.provider(provider_id) is not None
     label = provider_id if known else "unknown"  # bounded label values
     start = time.perf_counter()
-    with tracer.start_as_current_span("proxy " + label, kind=SpanKind.INTERNAL) as span:
+    spans = tracer if tracing_enabled() else None
+    with (
+        spans.start_as_current_span("proxy " + label, kind=SpanKind.INTERNAL)
+        if spans is not None
+        else nullcontext(INVALID_SPAN)
+    ) as span:
         try:
             resp = await call()
         except ATHError as exc:

@@ -80,7 +80,9 @@ def install_signin_redirects(app: FastAPI) -> None:
 
 
 def render_page(request: Request, name: str, context: dict[str, object]) -> Response:
-    """A console page with its CSRF token (cookie + hidden field) and the page headers."""
+    """A console page with its CSRF token (cookie + hidden field) and the page headers.
+
+    The cookie covers the whole site: the registry's admin API (under ``/api``) checks it too."""
     token = request.cookies.get(CSRF_COOKIE) or new_secret("", 24)
     state = request.app.state
     extra = {
@@ -89,11 +91,19 @@ def render_page(request: Request, name: str, context: dict[str, object]) -> Resp
         "operator_signout": getattr(state, OPERATOR_SIGNIN_KEY, None) is not None,
     }
     resp = templates.TemplateResponse(request, name, {**context, **extra}, headers=PAGE_HEADERS)
-    secure = service_of(request).settings.cookie_secure
+    svc = getattr(request.app.state, "athkit", None)  # the registry has no ATH service
+    secure = svc.settings.cookie_secure if svc is not None else request.url.scheme == "https"
     resp.set_cookie(
-        CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ath", secure=secure
+        CSRF_COOKIE, token, httponly=True, samesite="strict", path="/", secure=secure
     )
     return resp
+
+
+def csrf_header_ok(request: Request) -> bool:
+    """For JSON admin calls: ``X-CSRF-Token`` equals the console's CSRF cookie."""
+    sent = request.headers.get("x-csrf-token", "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    return bool(sent and cookie) and hmac.compare_digest(sent, cookie)
 
 
 async def checked_form(request: Request) -> FormData:

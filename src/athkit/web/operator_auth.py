@@ -38,9 +38,10 @@ def _safe_next(target: str) -> str:
 class OperatorSessions:
     """Who the operator is (from the session cookie) and the sign-in routes."""
 
-    def __init__(self, accounts: OperatorAccounts, *, public_url: str) -> None:
+    def __init__(self, accounts: OperatorAccounts, *, secure: bool) -> None:
+        """``secure``: the site is served over https (Secure, ``__Host-`` cookie)."""
         self.accounts = accounts
-        self.secure = public_url.startswith("https://")
+        self.secure = secure
         self.cookie = "__Host-ath_operator" if self.secure else "ath_operator"
 
     async def __call__(self, request: Request) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from athkit.core.secrets import new_secret
-from athkit.core.tracing import REQUEST_ID_PATTERN, request_id, tracer
+from athkit.core.tracing import REQUEST_ID_PATTERN, request_id, tracer, tracing_enabled
 
 HEADER = b"x-request-id"
 
@@ -31,13 +31,14 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (HEADER, rid.encode())]
             await send(message)
 
-        path = scope.get("path", "")
-        name = f"{scope.get('method', 'GET')} {_route_name(path)}"
         try:
+            if not tracing_enabled():
+                await self.app(scope, receive, send_with_id)
+                return
+            name = f"{scope.get('method', 'GET')} {_route_name(scope.get('path', ''))}"
             with tracer.start_as_current_span(name, kind=SpanKind.SERVER) as span:
-                if span.is_recording():
-                    span.set_attribute("athkit.request_id", rid)
-                    span.set_attribute("http.request.method", scope.get("method", ""))
+                span.set_attribute("athkit.request_id", rid)
+                span.set_attribute("http.request.method", scope.get("method", ""))
                 await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
