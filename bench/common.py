@@ -35,6 +35,10 @@ from athkit.demo.browser import HTTPBrowser
 from athkit.demo.shop import DEMO_USER, create_shop_app
 from athkit.web.serving import BackgroundServer, free_port
 
+# Benchmarks send thousands of requests a minute from one address on purpose: the per-IP abuse
+# limits (README "Operations") are off for them, and for the servers they start as processes.
+os.environ.setdefault("ATHKIT_RATE_LIMITS_ENABLED", "false")
+
 SHOP_PASSWORD = "bench-" + secrets.token_hex(8)
 PROVIDER_ID = "ath-shop"
 FLOW_SCOPES = ["products:read", "cart:read"]

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -26,6 +27,11 @@ os.environ.setdefault("COLUMNS", "200")
 
 PG_ADMIN_DSN = os.environ.get("ATHKIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHOP_PASSWORD = "wonderland-test"
+#: For a shop shared by a whole module whose tests register dozens of agents within a minute
+#: from one address (the default per-IP limits are for real clients, not test suites).
+MANY_AGENTS: dict[str, Any] = {
+    "rate_limits": {"register": "600/minute", "authorize": "600/minute", "token": "600/minute"}
+}
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +102,11 @@ class Shop:
 
 
 def start_shop(
-    tmp_path: Path, *, policy: ApprovalPolicy | None = None, database_url: str | None = None
+    tmp_path: Path,
+    *,
+    policy: ApprovalPolicy | None = None,
+    database_url: str | None = None,
+    ath_options: dict[str, Any] | None = None,
 ) -> Shop:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -107,6 +117,7 @@ def start_shop(
         policy=policy,
         dev_mode=True,
         password=SHOP_PASSWORD,
+        ath_options=ath_options,
     )
     server = BackgroundServer(app, port=port).start()
     return Shop(url, app, server)

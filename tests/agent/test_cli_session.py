@@ -73,8 +73,12 @@ def test_cli_session(
     assert doc.headers["cache-control"] == "max-age=300"
     cimd = httpx.get(f"{identity_url}/oauth/client-metadata.json").json()
     assert cimd["client_id"] == f"{identity_url}/oauth/client-metadata.json"
-    assert cimd["token_endpoint_auth_method"] == "private_key_jwt"
     assert "client_secret" not in cimd and len(cimd["jwks"]["keys"]) == 1
+    # athkit's own OAuth authorization server accepts it as a metadata-document client
+    from athkit.oauth.client_metadata import parse_document
+
+    meta = parse_document(cimd["client_id"], json.dumps(cimd).encode(), dev_mode=True)
+    assert meta.client_name == "Trip planner" and meta.token_endpoint_auth_method == "none"
 
     user_at_browser(_pending_url)
     code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
@@ -137,3 +141,46 @@ def test_connect_refusals_explain_what_to_do(shop: Shop, identity_url: str) -> N
 def test_every_error_code_has_a_hint() -> None:
     assert set(ERROR_HINTS) == set(ErrorCode)
     assert all(0 < len(h) <= 200 and "\n" not in h for h in ERROR_HINTS.values())
+
+
+def test_readme_session_runs_as_printed(
+    shop: Shop, agent_home: AgentHome, user_at_browser: Callable[..., object], monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The README's console session, command by command (ports are the test's own)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from athkit.client.agent import ATHAgent
+    from athkit.client.identity_server import IdentityServer
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Build an agent", 1)[1]
+    session = re.findall(r"```console\n(.*?)```", section, flags=re.S)[0]
+    commands = [line[2:].split("#")[0].strip() for line in session.splitlines()
+                if line.startswith("$ ")]
+    assert [c.split()[:3] for c in commands][:2] == [["athkit", "serve-shop", "&"],
+                                                    ["athkit", "agent", "init"]]
+    port = free_port()
+    identity = f"http://127.0.0.1:{port}"
+    server = None
+    try:
+        for command in commands[1:]:
+            argv = shlex.split(command.replace("http://127.0.0.1:8000", shop.url))[1:]
+            if argv[:2] == ["agent", "serve-identity"]:
+                vault = default_vault()
+                server = IdentityServer(lambda: ATHAgent(vault).profile.documents(), port=port)
+                server.start()
+                continue
+            if argv[:2] == ["agent", "init"]:
+                argv += ["--url", identity]
+            if argv[:2] == ["agent", "connect"]:
+                user_at_browser(_pending_url)
+            code, output = athkit(*argv)
+            assert code == 0, (command, output)
+            if argv[:2] == ["agent", "grants"]:
+                assert "ath-shop" in output and "products:read cart:read cart:write" in output
+    finally:
+        if server is not None:
+            server.stop()
+    assert default_vault().grants() == []  # revoked at the end

@@ -23,7 +23,7 @@ import pytest
 from athkit.client import ATHClient, errors
 from athkit.crypto import sign_attestation
 from athkit.crypto.keys import AgentKey
-from tests.conftest import SHOP_PASSWORD, AgentIdentity, Shop, start_shop
+from tests.conftest import MANY_AGENTS, SHOP_PASSWORD, AgentIdentity, Shop, start_shop
 from tests.integration.support import (
     PROVIDER,
     FakeClock,
@@ -43,7 +43,7 @@ from tests.integration.support import (
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """One ATH Shop for this module: every test uses its own fresh agent identities."""
-    s = start_shop(tmp_path_factory.mktemp("refusals"))
+    s = start_shop(tmp_path_factory.mktemp("refusals"), ath_options=MANY_AGENTS)
     try:
         yield s
     finally:

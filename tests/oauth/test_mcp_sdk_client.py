@@ -11,7 +11,6 @@ after Bob revokes it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
-from athkit.web.serving import BackgroundServer, free_port
-from tests.oauth.support import (
-    ConsentingUser,
-    MetadataHost,
-    load_example,
-    loopback_tls,
-    query_of,
-    start_metadata_host,
-)
+from athkit.web.serving import free_port
+from tests.oauth.conftest import NotesService
+from tests.oauth.support import ConsentingUser, MetadataHost, query_of
 
 
 class MemoryStorage(TokenStorage):
@@ -51,42 +44,6 @@ class MemoryStorage(TokenStorage):
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self.client = client_info
-
-
-class NotesService:
-    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, ca: Path | None) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        monkeypatch.setenv("ATHKIT_PUBLIC_URL", self.base)
-        monkeypatch.setenv("ATHKIT_DEV_MODE", "true")
-        monkeypatch.setenv("ATHKIT_DATA_DIR", str(tmp / "svc"))
-        if ca is not None:
-            monkeypatch.setenv("ATHKIT_OUTBOUND_CA_FILE", str(ca))
-        self.module = load_example("mcp_notes.py")
-        self.server = BackgroundServer(self.module.app, port=self.port).start()
-
-    def close(self) -> None:
-        self.server.stop()
-        self.module.ath.close()
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> Iterator[tuple[Path, MetadataHost]]:
-    ca, cert, key = loopback_tls(tmp_path)
-    host = start_metadata_host(cert, key)
-    try:
-        yield ca, host
-    finally:
-        host.server.stop()
-
-
-@pytest.fixture
-def bob() -> Iterator[ConsentingUser]:
-    user = ConsentingUser("bob")
-    try:
-        yield user
-    finally:
-        user.close()
 
 
 def sdk_client(

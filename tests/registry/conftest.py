@@ -6,6 +6,7 @@ the test can change (or remove) while it runs.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class FakeService:
     verification: list[str] | None = None
     server: BackgroundServer | None = None
     hits: dict[str, int] = field(default_factory=dict)
+    #: seconds every answer waits (a slow origin)
+    delay: float = 0.0
 
     @property
     def url(self) -> str:
@@ -53,6 +56,8 @@ def fake_app(svc: FakeService) -> FastAPI:
     async def well_known(name: str) -> Response:
         path = f"/.well-known/{name}"
         svc.hits[path] = svc.hits.get(path, 0) + 1
+        if svc.delay:
+            await asyncio.sleep(svc.delay)
         if path == "/.well-known/ath-registry-verification.txt" and svc.verification is not None:
             return PlainTextResponse("\n".join(svc.verification) + "\n")
         if path == svc.path and svc.doc is not None:
@@ -151,7 +156,9 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
         )
         app = create_registry_app(cfg, embedder=embedder)
         server = BackgroundServer(app).start()
-        reg = Registry(server.url, server, app.state.registry, httpx.Client(base_url=server.url))
+        # generous timeout: listing embeds with the real model, slow on a loaded 2-core machine
+        client = httpx.Client(base_url=server.url, timeout=60)
+        reg = Registry(server.url, server, app.state.registry, client)
         started.append(reg)
         return reg
 

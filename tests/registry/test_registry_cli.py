@@ -42,6 +42,13 @@ def test_add_verify_search(
     res = runner.invoke(registry_app, ["search", "send email", "--keyword"], env=env)
     assert res.exit_code == 0, res.output
     assert "Postbox Mail" in res.output and "1 providers" in res.output
+    res = runner.invoke(registry_app, ["search", "send email", "--mode", "keyword"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "(keyword)" in res.output
+    # this registry runs without the model: semantic mode is refused with the reason
+    res = runner.invoke(registry_app, ["search", "send email", "--mode", "semantic"], env=env)
+    assert res.exit_code != 0
+    assert "semantic ranking is not available" in res.output
 
     res = runner.invoke(registry_app, ["revalidate", "--admin-token", ADMIN, "--registry", reg.url])
     assert res.exit_code == 0, res.output

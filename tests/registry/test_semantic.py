@@ -1,4 +1,4 @@
-"""Hybrid ranking with the real all-MiniLM-L6-v2 model (skipped without the semantic extra)."""
+"""Semantic and hybrid ranking with the real all-MiniLM-L6-v2 model (the semantic extra)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_intent_finds_services_without_shared_words(
         assert reg.submit(shop.url, description=SHOP_DESCRIPTION).status_code == 201
 
         shoes = reg.search("buy running shoes")
-        assert shoes["mode"] == "hybrid"
+        assert shoes["mode"] == "semantic"
         assert shoes["providers"][0]["url"] == shop.url
         inbox = reg.search("check my inbox")
         assert inbox["providers"][0]["name"] == "Postbox"
@@ -68,5 +68,8 @@ def test_model_loaded_later_backfills_embeddings(
     assert reg.search("check my inbox")["mode"] == "keyword"
     reg.service.set_embedder(embedder)
     result = reg.search("check my inbox")
-    assert result["mode"] == "hybrid"
+    assert result["mode"] == "semantic"
     assert result["providers"][0]["name"] == "Postbox"
+    hybrid = reg.search("check my inbox", mode="hybrid")
+    assert hybrid["mode"] == "hybrid"
+    assert hybrid["providers"][0]["name"] == "Postbox"

@@ -85,6 +85,8 @@ def serve(
 
         from athkit.gateway.app import create_gateway_app
         from athkit.gateway.config import ConfigError
+        from athkit.store.errors import DatabaseUnreachableError
+        from athkit.web.accesslog import uvicorn_log_config
 
     from athkit.core.tracing import configure_logging, configure_tracing
 
@@ -94,11 +96,11 @@ def serve(
     cfg = _load(config)
     try:
         app = create_gateway_app(cfg)
-    except ConfigError as exc:
-        err.print(f"[red]{exc}[/]")
+    except (ConfigError, DatabaseUnreachableError) as exc:
+        err.print(str(exc), style="red", markup=False, soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     out.print(f"ATH gateway [bold]{cfg.gateway.gateway_id}[/] on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=uvicorn_log_config())
 
 
 @gateway_app.command("keygen")

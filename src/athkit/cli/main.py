@@ -23,6 +23,7 @@ from rich.console import Console
 from athkit import ATH_VERSION, __version__
 from athkit.cli.admin import admin_app
 from athkit.cli.agent import agent_app
+from athkit.cli.db import db_app
 from athkit.cli.extras import server_extras
 from athkit.cli.gateway import gateway_app
 from athkit.cli.mcp import mcp_app
@@ -42,6 +43,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
 app.add_typer(admin_app, name="admin")
+app.add_typer(db_app, name="db")
 app.add_typer(mcp_app, name="mcp")
 
 out = Console()
@@ -167,22 +169,28 @@ def serve_shop(
         import uvicorn
 
         from athkit.demo.shop import DEMO_PASSWORD_ENV, DEMO_USER, create_shop_app
+        from athkit.store.errors import DatabaseUnreachableError
+        from athkit.web.accesslog import uvicorn_log_config
 
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - comparison only
     if ":" in url_host:
         url_host = f"[{url_host}]"
     url = (public_url or f"http://{url_host}:{port}").rstrip("/")
     dev_mode = dev if dev is not None else host in LOOPBACK_HOSTS
-    app_ = create_shop_app(
-        public_url=url, data_dir=data_dir, database_url=database_url, dev_mode=dev_mode
-    )
+    try:
+        app_ = create_shop_app(
+            public_url=url, data_dir=data_dir, database_url=database_url, dev_mode=dev_mode
+        )
+    except DatabaseUnreachableError as exc:
+        err.print(str(exc), style="red", markup=False, soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     password = f"(from ${DEMO_PASSWORD_ENV})" if os.environ.get(DEMO_PASSWORD_ENV) else "wonderland"
     out.print(f"ATH Shop at [bold]{url}[/]  (discovery: {url}/.well-known/ath-app.json)")
     out.print(f"demo login: [bold]{DEMO_USER}[/] / [bold]{password}[/]")
     out.print(f"data: {database_url or data_dir}   dev mode: {'on' if dev_mode else 'off'}")
     if not url.startswith("https://") and host not in LOOPBACK_HOSTS:
         err.print("[yellow]warning: plain http on a non-loopback interface; use TLS in front.[/]")
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 
 # -- agents / audit -------------------------------------------------------------------------

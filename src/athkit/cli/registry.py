@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -111,15 +112,26 @@ def verify(
     _print_listing(resp.json())
 
 
+class SearchModeOpt(str, Enum):
+    auto = "auto"
+    semantic = "semantic"
+    hybrid = "hybrid"
+    keyword = "keyword"
+
+
 @registry_app.command("search")
 def search(
     intent: Annotated[str, typer.Argument(help='What the agent needs, e.g. "buy shoes".')],
     registry: RegistryOpt = DEFAULT_REGISTRY,
     limit: Annotated[int, typer.Option(min=1, max=50, help="At most this many.")] = 10,
     keyword: Annotated[bool, typer.Option("--keyword", help="Keyword ranking only.")] = False,
+    mode: Annotated[
+        SearchModeOpt,
+        typer.Option(help="auto = semantic when the registry's model is loaded, else keyword."),
+    ] = SearchModeOpt.auto,
 ) -> None:
     """Search the registry by intent and print the ranked providers."""
-    params: dict[str, Any] = {"intent": intent, "limit": limit}
+    params: dict[str, Any] = {"intent": intent, "limit": limit, "mode": mode.value}
     if keyword:
         params["mode"] = "keyword"
     resp = _call("GET", f"{registry.rstrip('/')}/api/search", params=params)
@@ -202,6 +214,8 @@ def serve(
         from athkit.registry.app import create_registry_app
         from athkit.registry.ranking import semantic_available
         from athkit.registry.service import RegistrySettings
+        from athkit.store.errors import DatabaseUnreachableError
+        from athkit.web.accesslog import uvicorn_log_config
 
     dev_mode = dev if dev is not None else host in LOOPBACK_HOSTS
     settings = RegistrySettings(
@@ -212,10 +226,14 @@ def serve(
         revalidate_interval=revalidate_every,
         semantic="auto" if semantic else "off",
     )
-    app = create_registry_app(settings)
+    try:
+        app = create_registry_app(settings)
+    except DatabaseUnreachableError as exc:
+        err.print(str(exc), style="red", markup=False, soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     ranking = "hybrid (loading model)" if semantic and semantic_available() else "keyword"
     out.print(f"athkit registry on [bold]http://{host}:{port}[/]  ranking: {ranking}")
     out.print(f"data: {database_url or data_dir}   dev mode: {'on' if dev_mode else 'off'}")
     if not settings.admin_token:
         out.print("admin endpoints off (set ATHKIT_REGISTRY_ADMIN_TOKEN to enable them)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())

@@ -16,6 +16,7 @@ from athkit.client._core import (
     RedirectParams,
     parse_redirect,
 )
+from athkit.client.agent import ATHAgent
 from athkit.client.aio import AsyncATHClient
 from athkit.client.credentials import CredentialStore, StoredCredentials, UserCredentialStore
 from athkit.client.discovery import (
@@ -41,6 +42,7 @@ from athkit.crypto import AgentKey
 
 __all__ = [
     "PLACEHOLDER_CODE",
+    "ATHAgent",
     "ATHClient",
     "ATHError",
     "AgentKey",

@@ -25,6 +25,8 @@ CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
 #: Default grace period of a rotated-out key: longer than any attestation lives (1 h) plus
 #: the verifiers' identity-document cache (5 min).
 DEFAULT_GRACE = 24 * 3600
+#: A native agent's OAuth redirect: loopback, port chosen at run time (RFC 8252 §7.3).
+DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/callback",)
 
 __all__ = ["CLIENT_METADATA_PATH", "IDENTITY_CACHE_CONTROL", "IDENTITY_PATH", "AgentProfile"]
 
@@ -154,8 +156,11 @@ class AgentProfile:
         """The Client ID Metadata Document served at :attr:`client_metadata_url`.
 
         Its ``client_id`` is exactly the URL it is served at (the draft's string comparison
-        rule); having no shared secret, the client authenticates with ``private_key_jwt``
-        using the keys in ``jwks`` (RFC 7591 §2 metadata names).
+        rule). Having no shared secret it is a public client (``none``, PKCE), the method
+        athkit's authorization server accepts for metadata-document clients; ``jwks`` lists
+        the verifying keys (both during a rotation's grace period) and ``software_id`` names
+        the ATH identity (RFC 7591 §2 metadata names). ``redirect_uris`` defaults to a
+        loopback redirect (RFC 8252 §7.3: any port matches).
         """
         doc: dict[str, Any] = {
             "client_id": self.client_metadata_url,
@@ -163,13 +168,11 @@ class AgentProfile:
             "client_uri": self.origin,
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
-            "token_endpoint_auth_method": "private_key_jwt",
-            "token_endpoint_auth_signing_alg": self.key.algorithm,
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": list(self.redirect_uris or DEFAULT_REDIRECT_URIS),
             "jwks": {"keys": [k.public_jwk() for k in self.verifying_keys(now)]},
             "software_id": self.agent_id,
         }
-        if self.redirect_uris:
-            doc["redirect_uris"] = list(self.redirect_uris)
         contact = self.developer.get("contact")
         if contact:
             doc["contacts"] = [str(contact)]

@@ -351,6 +351,7 @@ class HandshakeService:
                 t = self.settings.identity_timeout
                 self._http = httpx.Client(
                     timeout=httpx.Timeout(t, connect=min(t, 3.0)),
+                    transport=self.service.outbound.transport(deadline=t),
                     follow_redirects=False,
                     headers={"Accept": "application/did+json, application/json"},
                 )

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from athkit.core.clock import Clock, system_clock
 from athkit.core.netguard import check_url
+from athkit.core.outbound import BoundedTransport, OutboundLimits, ResponseTooLarge
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
 
@@ -30,7 +31,11 @@ class _Entry:
 
 
 class IdentityFetcher:
-    """Fetches ``agent_id`` URLs behind the SSRF guard, with time and size limits."""
+    """Fetches ``agent_id`` URLs behind the SSRF guard, with time and size limits.
+
+    ``timeout`` is the deadline of the whole fetch, and ``outbound`` caps how many fetches are
+    in flight (:mod:`athkit.core.outbound`); a ``transport`` given by a test replaces both.
+    """
 
     def __init__(
         self,
@@ -41,6 +46,7 @@ class IdentityFetcher:
         timeout: float = 5.0,
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
+        outbound: OutboundLimits | None = None,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.dev_mode = dev_mode
@@ -50,6 +56,12 @@ class IdentityFetcher:
         self._cache: dict[str, _Entry] = {}
         self._forced: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._bounded: BoundedTransport | None = None
+        if transport is None:
+            limits = outbound or OutboundLimits()
+            transport = self._bounded = limits.transport(
+                deadline=timeout, max_bytes=max_bytes, verify=verify
+            )
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
@@ -60,6 +72,8 @@ class IdentityFetcher:
 
     def close(self) -> None:
         self._http.close()
+        if self._bounded is not None:
+            self._bounded.shutdown()
 
     def get(self, agent_id: str) -> AgentIdentityDocument:
         """The cached document, or a fresh fetch when the cache entry is old."""
@@ -102,6 +116,10 @@ class IdentityFetcher:
                             f"{label} is too large",
                             {"url": url, "limit_bytes": self.max_bytes},
                         )
+        except ResponseTooLarge as exc:
+            raise ATHError(
+                code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
+            ) from exc
         except httpx.HTTPError as exc:
             raise ATHError(
                 code, f"{label} could not be fetched", {"url": url, "reason": type(exc).__name__}

@@ -12,13 +12,15 @@ browser binding), ``callback`` (§5 callback), ``token_lifecycle`` (§6–§8 to
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 
 from athkit.core.attestation import AttestationVerifier
 from athkit.core.audit_writer import AuditBatchWriter, attestation_failed_row
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
-from athkit.core.clock import Clock, system_clock
+from athkit.core.clock import Clock, system_clock, to_datetime
 from athkit.core.consent import BrowserBinding, ConsentContext, ConsentScope
 from athkit.core.identity import IdentityFetcher
+from athkit.core.outbound import OutboundLimits
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.resources import ProtectedResource, ResourceRegistry
 from athkit.core.sessions import MIN_STATE_LENGTH, s256
@@ -29,6 +31,7 @@ from athkit.core.user_grants import UserGrant, UserGrants
 from athkit.protocol.errors import ATHError
 from athkit.protocol.messages import ServiceAuth, ServiceDiscoveryDocument
 from athkit.store.db import Database, default_sqlite_url
+from athkit.store.purge import PeriodicPurge
 from athkit.store.repositories import Store
 
 __all__ = [
@@ -73,9 +76,11 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         self.clock = clock
         if store is None:
             url = settings.database_url or default_sqlite_url(settings.data_dir)
-            store = Store(Database(url))
+            store = Store(Database(url, timeouts=settings.database_timeouts))
         self.store = store
+        self.outbound = OutboundLimits(max_concurrent=settings.outbound_max_concurrent)
         self.fetcher = fetcher or IdentityFetcher(
+            outbound=self.outbound,
             dev_mode=settings.dev_mode,
             cache_seconds=settings.identity_cache_seconds,
             max_bytes=settings.identity_max_bytes,
@@ -97,6 +102,14 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             max_lifetime=settings.attestation_max_lifetime,
             on_failure=self._attestation_failed,
         )
+        self.purge: PeriodicPurge | None = None
+        if settings.purge_interval > 0:
+            self.purge = PeriodicPurge(
+                self.store.db,
+                interval=settings.purge_interval,
+                grace=timedelta(seconds=settings.purge_grace),
+                now=lambda: to_datetime(self.clock()),
+            ).start()
 
     def _attestation_failed(self, endpoint: str, claimed: str | None, err: ATHError) -> None:
         """``attestation_failed``: queued for the batch writer (anonymous callers can send
@@ -104,6 +117,8 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         self.call_audit.submit(attestation_failed_row(self.clock(), endpoint, claimed, err))
 
     def close(self) -> None:
+        if self.purge is not None:
+            self.purge.stop()
         self.call_audit.close()
         self.fetcher.close()
         self.store.db.dispose()

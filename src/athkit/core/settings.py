@@ -8,8 +8,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from athkit.core.handshake_restrictions import parse_rate_limit
+from athkit.store.db import DatabaseTimeouts
+
+#: Per client IP: anonymous and credential-guessing endpoints (README "Operations").
+DEFAULT_RATE_LIMITS: dict[str, str] = {
+    "register": "30/minute",
+    "agent_status": "60/minute",
+    "authorize": "60/minute",
+    "token": "60/minute",
+    "revoke": "60/minute",
+    "consent": "60/minute",
+    "signin": "20/minute",
+    "handshake": "120/minute",
+    "proxy": "6000/minute",
+}
+#: Per agent (ATH security guidance: services SHOULD enforce per-agent limits).
+DEFAULT_AGENT_RATE_LIMITS: dict[str, str] = {
+    "register": "10/minute",
+    "authorize": "30/minute",
+    "token": "30/minute",
+    "revoke": "30/minute",
+    "proxy": "3000/minute",
+}
 
 
 class ScopeInfo(BaseModel):
@@ -61,13 +85,36 @@ class ATHSettings(BaseSettings):
     identity_cache_seconds: int = Field(300, ge=0, le=300)
     #: Largest agent identity document fetched.
     identity_max_bytes: int = 64 * 1024
-    #: Seconds allowed for fetching an agent identity document.
-    identity_timeout: float = 5.0
+    #: Deadline in seconds of a whole identity-document fetch (not per read).
+    identity_timeout: float = Field(5.0, gt=0, le=60)
     #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
     #: Kept for compatibility: cookies are ``Secure`` over https and always outside dev mode
     #: (:attr:`cookie_secure`).
     secure_cookies: bool = True
+    #: Seconds to establish a database connection (PostgreSQL ``connect_timeout``); then 503.
+    db_connect_timeout: float = Field(5.0, gt=0, le=300)
+    #: Seconds one statement may run, lock waits included (PostgreSQL ``statement_timeout``,
+    #: SQLite's busy timeout); then 503 ``SERVICE_UNAVAILABLE``.
+    db_statement_timeout: float = Field(5.0, gt=0, le=3600)
+    #: Seconds to wait for a free pooled database connection; then 503.
+    db_pool_timeout: float = Field(5.0, gt=0, le=300)
+    #: Outbound fetches (identity documents, upstream providers) in flight at once per process;
+    #: one more answers 503 at once instead of queueing.
+    outbound_max_concurrent: int = Field(16, ge=1, le=1000)
+    #: Answer 429 ``RATE_LIMITED`` (with ``Retry-After``) past the limits below.
+    rate_limits_enabled: bool = True
+    #: Per client IP and endpoint bucket, ``"N/second|minute|hour"``; given buckets override
+    #: the defaults one by one (JSON in the environment variable).
+    rate_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    #: Per agent (``client_id``/``agent_id``/``X-ATH-Agent-ID``) and bucket, same form.
+    agent_rate_limits: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_AGENT_RATE_LIMITS)
+    )
+    #: Seconds between purges of expired rows (0: never; ``athkit db purge`` does it by hand).
+    purge_interval: float = Field(600.0, ge=0)
+    #: Seconds a row is kept past its expiry (late callers still hear "expired").
+    purge_grace: int = Field(3600, ge=0)
     # -- the OAuth 2.1 authorization server (/oauth/*) --
     #: Absolute lifetime (seconds) of a refresh-token family from /oauth/token (one consent);
     #: every use rotates the refresh token.
@@ -90,6 +137,23 @@ class ATHSettings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("public_url must be an http(s) URL")
         return v
+
+    @field_validator("rate_limits", "agent_rate_limits")
+    @classmethod
+    def _limits(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """Given buckets override the defaults one by one; every value must parse."""
+        per_ip = info.field_name == "rate_limits"
+        base = DEFAULT_RATE_LIMITS if per_ip else DEFAULT_AGENT_RATE_LIMITS
+        merged = {**base, **v}
+        for text in merged.values():
+            parse_rate_limit(text)
+        return merged
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(
+            self.db_connect_timeout, self.db_statement_timeout, self.db_pool_timeout
+        )
 
     @property
     def cookie_secure(self) -> bool:

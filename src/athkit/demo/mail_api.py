@@ -261,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    from athkit.web.accesslog import uvicorn_log_config
+
     parser = argparse.ArgumentParser(prog="python -m athkit.demo.mail_api")
     parser.add_argument("--issuer", required=True, help="the OpenID provider's issuer URL")
     parser.add_argument("--resource", required=True, help="this API's URL (the tokens' aud)")
@@ -273,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         port=parts.port or 80,
         log_level="warning",
         access_log=False,
+        log_config=uvicorn_log_config(),
     )
 
 

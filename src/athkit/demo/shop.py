@@ -150,9 +150,12 @@ def create_shop_app(
     redis_url: str | None = None,
     handshake: HandshakePolicy | None = None,
     redis_prefix: str = "athkit:",
+    ath_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """Build ATH Shop. ``dev_mode`` allows http/loopback agent identity URLs (local use only).
 
+    ``ath_options`` are further :class:`~athkit.core.settings.ATHSettings` fields (timeouts,
+    rate limits, purge).
     ``clock`` is ATH's time source (sessions, tokens, attestation windows); tests inject one.
     ``handshake`` replaces the default 9-step handshake policy (:func:`shop_handshake_policy`).
     """
@@ -190,6 +193,7 @@ def create_shop_app(
         secure_cookies=public_url.startswith("https"),
         clock=clock,
         handshake=handshake or shop_handshake_policy(),
+        **(ath_options or {}),
     )
     app.state.ath = ath
 

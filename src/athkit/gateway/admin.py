@@ -19,9 +19,9 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from athkit.core.workers import run_in_worker
 from athkit.gateway.live_providers import LiveProviders
 from athkit.gateway.templates import TEMPLATES, template_toml
 from athkit.protocol.errors import ATHError, ErrorCode
@@ -66,7 +66,7 @@ def build_admin_router(live: LiveProviders, is_operator: IsOperator) -> APIRoute
     @router.get("/ath/admin/providers")
     async def list_providers(request: Request) -> Response:
         await operator(request, change=False)
-        entries = await run_in_threadpool(live.entries)
+        entries = await run_in_worker(live.entries)
         return JSONResponse({"providers": [asdict(e) for e in entries]})
 
     @router.put("/ath/admin/providers/{provider_id}")
@@ -80,7 +80,7 @@ def build_admin_router(live: LiveProviders, is_operator: IsOperator) -> APIRoute
         if provider.get("provider_id", provider_id) != provider_id:
             raise ATHError(ErrorCode.VALIDATION_ERROR, "provider_id differs from the URL")
         provider = {**provider, "provider_id": provider_id}
-        version = await run_in_threadpool(
+        version = await run_in_worker(
             lambda: live.save(provider, operator=name, client_secret=secret)
         )
         return JSONResponse({"provider_id": provider_id, "version": version})
@@ -88,7 +88,7 @@ def build_admin_router(live: LiveProviders, is_operator: IsOperator) -> APIRoute
     @router.post("/ath/admin/providers/{provider_id}/disable")
     async def disable_provider(provider_id: str, request: Request) -> Response:
         name = await operator(request, change=True)
-        version = await run_in_threadpool(lambda: live.disable(provider_id, operator=name))
+        version = await run_in_worker(lambda: live.disable(provider_id, operator=name))
         return JSONResponse({"provider_id": provider_id, "version": version, "disabled": True})
 
     @router.get(CONSOLE_PATH)
@@ -98,7 +98,7 @@ def build_admin_router(live: LiveProviders, is_operator: IsOperator) -> APIRoute
             raise ATHError(ErrorCode.OPERATOR_ONLY, "operators only")
         chosen = request.query_params.get("template", "")
         text = template_toml(chosen) if chosen in TEMPLATES else ""
-        entries = await run_in_threadpool(live.entries)
+        entries = await run_in_worker(live.entries)
         return render_page(
             request,
             "console_providers.html",
@@ -121,16 +121,14 @@ def build_admin_router(live: LiveProviders, is_operator: IsOperator) -> APIRoute
         try:
             if action == "disable":
                 pid = str(form.get("provider_id") or "")
-                await run_in_threadpool(lambda: live.disable(pid, operator=name))
+                await run_in_worker(lambda: live.disable(pid, operator=name))
             else:
                 text = str(form.get("config") or "")
                 data = provider_table(text)
                 secret = str(form.get("client_secret") or "") or None
-                await run_in_threadpool(
-                    lambda: live.save(data, operator=name, client_secret=secret)
-                )
+                await run_in_worker(lambda: live.save(data, operator=name, client_secret=secret))
         except ATHError as exc:
-            entries = await run_in_threadpool(live.entries)
+            entries = await run_in_worker(live.entries)
             detail = exc.details.get("errors") if exc.details else None
             resp = render_page(
                 request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,15 +20,17 @@ from athkit.gateway.config import ConfigError, GatewayConfig
 from athkit.gateway.live_providers import LiveProviders
 from athkit.gateway.proxy import proxy_request
 from athkit.gateway.service import GatewayService
-from athkit.gateway.users import SIGNIN_PATH, GatewayUsers
+from athkit.gateway.users import CALLBACK_PATH, SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
 from athkit.oauth.server import OAuthServer
 from athkit.store.repositories import Store
 from athkit.web.console import USER_SIGNIN_KEY, build_console_router
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
+from athkit.web.health import build_health_router, service_probes
 from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.operator_auth import OperatorSessions
+from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
 from athkit.web.request_id import RequestIdMiddleware
 from athkit.web.routes import build_router
 from athkit.web.security_headers import harden
@@ -112,6 +115,9 @@ def create_gateway_app(
     app.include_router(
         build_console_router(users.current_user, operators, config.gateway.metrics_token)
     )
+    app.include_router(build_health_router("", lambda: service_probes(svc)))
+    rules = [*default_rules(None), ("GET", re.compile(re.escape(CALLBACK_PATH)), "signin")]
+    install_rate_limits(app, limits_from_settings(svc.settings, svc.shared.rate), rules)
     if handshake is None and config.handshake is not None:
         handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:

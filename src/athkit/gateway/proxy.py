@@ -11,9 +11,9 @@ from __future__ import annotations
 import httpx
 from fastapi import Request
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from athkit.core.workers import run_in_worker
 from athkit.gateway.service import GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.deps import CHANNEL_SESSION_KEY, bearer_token
@@ -81,9 +81,9 @@ async def proxy_request(
             )
             return svc.admit_handshake_call(info, provider_id, request.method, upstream_path)
 
-        upstream_token = await run_in_threadpool(admit)
+        upstream_token = await run_in_worker(admit)
     else:
-        upstream_token = await run_in_threadpool(
+        upstream_token = await run_in_worker(
             svc.admit_proxy_call, token, agent_header, provider_id, request.method, upstream_path
         )
     cfg = svc.provider_config(provider_id)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, as_utc, system_clock, to_datetime
+from athkit.core.outbound import OutboundLimits
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.resources import ProtectedResource
 from athkit.core.secrets import hash_secret
@@ -70,14 +71,17 @@ class GatewayService(ATHService):
             redis_prefix=g.redis_prefix,
         )
         if store is None:
-            store = Store(Database(g.database_url or default_sqlite_url(g.data_dir)))
+            url = g.database_url or default_sqlite_url(g.data_dir)
+            store = Store(Database(url, timeouts=settings.database_timeouts))
         policy = ApprovalPolicy(**config.policy.model_dump())
         super().__init__(settings, policy=policy, store=store, clock=clock)
         self.config = config
         self.register_resources()
         self.sealer = sealer
+        upstream_limits = OutboundLimits(max_concurrent=settings.outbound_max_concurrent)
         self.providers = {
-            p.provider_id: UpstreamProvider(p, timeout=g.upstream_timeout) for p in config.providers
+            p.provider_id: UpstreamProvider(p, timeout=g.upstream_timeout, outbound=upstream_limits)
+            for p in config.providers
         }
         self.route_maps = {p.provider_id: p.route_map() for p in config.providers}
         self._refresh_locks: dict[tuple[str, str, str], threading.Lock] = {}

@@ -8,9 +8,11 @@ failure into an ATH error with a message a person can act on.
 
 from __future__ import annotations
 
+import importlib
 import time
 import warnings
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from athkit.core.outbound import OutboundLimits
 from athkit.gateway.config import ConfigError, ProviderConfig
 from athkit.protocol.errors import ATHError, ErrorCode
 
@@ -29,6 +32,20 @@ warnings.filterwarnings(
     "ignore", message="The httpx module is deprecated", category=AuthlibDeprecationWarning
 )
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError  # noqa: E402
+
+
+def _client_module(cls: type) -> ModuleType:
+    """The httpx-compatible module ``cls`` is built on (Authlib picks httpx2 when present)."""
+    for base in cls.__mro__:
+        root = base.__module__.split(".")[0]
+        if root in ("httpx", "httpx2"):
+            return importlib.import_module(root)
+    return httpx
+
+
+#: The HTTP library under Authlib's clients, and the errors both it and httpx raise.
+OAUTH_HTTP = _client_module(OAuth2Client)
+HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, OAUTH_HTTP.HTTPError)
 
 
 @dataclass(frozen=True)
@@ -58,9 +75,16 @@ def _oauth_error(message: str, **details: Any) -> ATHError:
 class UpstreamProvider:
     """One configured provider: endpoints, and the OAuth calls the gateway makes to it."""
 
-    def __init__(self, cfg: ProviderConfig, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, cfg: ProviderConfig, *, timeout: float = 30.0, outbound: OutboundLimits | None = None
+    ) -> None:
         self.cfg = cfg
         self.timeout = timeout
+        # Every call to the provider: ``timeout`` is the deadline of the whole exchange, and
+        # the in-flight cap is shared with the service's other outbound calls.
+        limits = outbound or OutboundLimits()
+        self._transport = limits.transport(deadline=timeout)
+        self._oauth_transport = limits.transport(deadline=timeout, http=OAUTH_HTTP)
         self.endpoints = Endpoints(
             issuer=cfg.issuer,
             authorization=cfg.authorization_endpoint or "",
@@ -77,7 +101,8 @@ class UpstreamProvider:
             return
         url = self.cfg.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            resp = httpx.get(url, timeout=self.timeout)
+            with self._http() as http:
+                resp = http.get(url)
             resp.raise_for_status()
             meta = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
@@ -96,6 +121,13 @@ class UpstreamProvider:
         e.revocation = self.cfg.revocation_endpoint or meta.get("revocation_endpoint")
         e.jwks_uri = self.cfg.jwks_uri or meta.get("jwks_uri")
 
+    def _http(self) -> httpx.Client:
+        return httpx.Client(transport=self._transport, timeout=self.timeout)
+
+    def close(self) -> None:
+        self._transport.shutdown()
+        self._oauth_transport.shutdown()
+
     def _client(self, **kwargs: Any) -> OAuth2Client:
         return OAuth2Client(
             client_id=self.cfg.client_id,
@@ -104,6 +136,7 @@ class UpstreamProvider:
             revocation_endpoint_auth_method=self.cfg.token_endpoint_auth_method,
             code_challenge_method="S256",
             timeout=self.timeout,
+            transport=self._oauth_transport,
             **kwargs,
         )
 
@@ -147,7 +180,7 @@ class UpstreamProvider:
                 provider_id=self.cfg.provider_id,
                 upstream_error=exc.error,
             ) from exc
-        except httpx.HTTPError as exc:
+        except HTTP_ERRORS as exc:
             raise _oauth_error(
                 f"{self.cfg.display_name} could not be reached for the {what}",
                 provider_id=self.cfg.provider_id,
@@ -210,9 +243,12 @@ class UpstreamProvider:
         if self._jwks is None or refresh:
             if not self.endpoints.jwks_uri:
                 raise _oauth_error("the provider publishes no jwks_uri to verify id_tokens")
-            resp = self._call(
-                "key fetch", lambda: httpx.get(self.endpoints.jwks_uri or "", timeout=self.timeout)
-            )
+
+            def fetch() -> httpx.Response:
+                with self._http() as http:
+                    return http.get(self.endpoints.jwks_uri or "")
+
+            resp = self._call("key fetch", fetch)
             self._jwks = KeySet.import_key_set(resp.json())
         return self._jwks
 
@@ -225,11 +261,10 @@ class UpstreamProvider:
         userinfo = self.endpoints.userinfo
 
         def run() -> dict[str, Any]:
-            resp = httpx.get(
-                userinfo,
-                headers={"Authorization": f"Bearer {tokens.access_token}"},
-                timeout=self.timeout,
-            )
+            with self._http() as http:
+                resp = http.get(
+                    userinfo, headers={"Authorization": f"Bearer {tokens.access_token}"}
+                )
             resp.raise_for_status()
             data: dict[str, Any] = resp.json()
             return data

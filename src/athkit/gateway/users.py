@@ -19,10 +19,10 @@ from html import escape
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from athkit.core.secrets import new_secret
+from athkit.core.workers import run_in_worker
 from athkit.crypto.sealing import SealError
 from athkit.gateway.service import USER_GRANT_CLIENT, GatewayService
 from athkit.protocol.errors import ATHError, ErrorCode
@@ -132,7 +132,7 @@ class GatewayUsers:
                 raise ATHError(ErrorCode.USER_DENIED, "the sign-in was cancelled at the provider")
             provider_id, verifier = str(pending["p"]), str(pending["v"])
             code = request.query_params.get("code") or ""
-            sub = await run_in_threadpool(
+            sub = await run_in_worker(
                 svc.sign_in_user, provider_id, code, verifier, callback_url
             )
             resp = RedirectResponse(_safe_next(str(pending.get("n", ""))), status_code=303)

@@ -391,3 +391,22 @@ def wait_for_authorization(
     if not pending:
         raise NotConnected(f"no pending authorization for user {user!r}")
     return agent.wait_for_authorization(pending[-1], user=user, timeout=timeout)
+
+
+def user_from(context: Any, key: str = "user_id") -> str:
+    """The end user's id from a framework's run context: ``context[key]`` for a mapping
+    (e.g. LangChain's ``configurable``), else ``context.<key>`` (a dataclass, deps object)."""
+    value = context.get(key) if isinstance(context, dict) else getattr(context, key, None)
+    if not isinstance(value, str) or not value:
+        raise LookupError(f"the run context carries no {key!r}: pass the end user's id in it")
+    return value
+
+
+def run_for(tools: ATHTools, name: str, arguments: dict[str, Any], context: Any,
+            key: str = "user_id") -> dict[str, Any]:
+    """Run tool ``name`` for the user named in a framework's run ``context``."""
+    try:
+        user = user_from(context, key)
+    except LookupError as exc:
+        return _error("INVALID_REQUEST", str(exc))
+    return tools.run(name, arguments, user)

@@ -30,8 +30,10 @@ from athkit.web.console import IsOperator, build_console_router
 from athkit.web.deps import require_scopes
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
+from athkit.web.health import build_health_router, service_probes
 from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.proxy import NativeProxyMiddleware, build_proxy_miss_router
+from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
 from athkit.web.routes import build_router
 from athkit.web.security_headers import harden
 
@@ -93,6 +95,9 @@ class ATH:
         app.include_router(build_proxy_miss_router())
         install_error_handlers(app)
         app.add_middleware(NativeProxyMiddleware, api_base_path=self.settings.api_base_path)
+        app.include_router(build_health_router("/ath", lambda: service_probes(service)))
+        limits = limits_from_settings(self.settings, service.shared.rate)
+        install_rate_limits(app, limits, default_rules(self.settings.login_url))
         self.handshake: HandshakeService | None = None
         if handshake is not None:
             self.handshake = mount_handshake(app, service, handshake, current_user)

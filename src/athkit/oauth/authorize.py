@@ -22,7 +22,7 @@ from athkit.core.oauth_grants import open_session
 from athkit.oauth.clients import ClientDirectory
 from athkit.oauth.errors import from_ath
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.protocol.redirect_uris import redirect_uri_matches
+from athkit.protocol.redirects import redirect_uri_matches
 
 if TYPE_CHECKING:
     from athkit.core.service import ATHService

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from athkit.core.clock import Clock
 from athkit.core.identity import IdentityFetcher
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.protocol.redirect_uris import redirect_uri_problem
+from athkit.protocol.redirects import check_redirect_uri
 
 #: Authentication methods a metadata-document client may use: no shared secret exists.
 CIMD_AUTH_METHODS = ("none", "private_key_jwt")
@@ -77,9 +77,10 @@ def parse_document(client_id: str, body: bytes, *, dev_mode: bool) -> ClientMeta
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
         raise bad("client metadata document needs redirect_uris")
     for uri in uris:
-        problem = redirect_uri_problem(uri, dev_mode=dev_mode)
-        if problem:
-            raise bad(f"redirect_uri {uri[:100]!r}: {problem}")
+        try:
+            check_redirect_uri(uri, dev_mode=dev_mode)
+        except ATHError as exc:
+            raise bad(f"redirect_uri {uri[:100]!r}: {exc.message}") from exc
     method = doc.get("token_endpoint_auth_method", "none")
     if method not in CIMD_AUTH_METHODS:
         raise bad("a metadata-document client cannot use a shared secret")

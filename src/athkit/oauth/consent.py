@@ -13,11 +13,11 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from athkit.asgi.app_service import service_of
 from athkit.asgi.pages import PAGE_HEADERS, CurrentUser, resolve_user, templates
+from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 
 __all__ = ["PAGE_HEADERS", "CurrentUser", "build_consent_router", "resolve_user"]
@@ -35,17 +35,17 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
     async def authorize_page(request: Request) -> Response:
         svc = service_of(request)
         params = dict(request.query_params)
-        session = await run_in_threadpool(svc.session_for_oauth_request, params)
+        session = await run_in_worker(svc.session_for_oauth_request, params)
         user = await user_of(request)
         if user is None and current_user is not None:
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             target = f"{svc.settings.login_url}?{urlencode({'next': here})}"
             return RedirectResponse(target, status_code=303)
         cookie_name = svc.binding_cookie_name(session)
-        binding = await run_in_threadpool(
+        binding = await run_in_worker(
             svc.bind_browser, session, request.cookies.get(cookie_name)
         )
-        ctx = await run_in_threadpool(svc.consent_context, session)
+        ctx = await run_in_worker(svc.consent_context, session)
         resp = templates.TemplateResponse(
             request,
             "consent.html",
@@ -77,10 +77,10 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
         if user is None and current_user is not None:
             raise ATHError(ErrorCode.LOGIN_REQUIRED, "sign in to decide on this authorization")
         state = str(form.get("state") or "")
-        session = await run_in_threadpool(svc.store.get_session_by_oauth_state, state)
+        session = await run_in_worker(svc.store.get_session_by_oauth_state, state)
         if session is None:
             raise ATHError(ErrorCode.STATE_MISMATCH, "unknown authorization state")
-        target = await run_in_threadpool(
+        target = await run_in_worker(
             lambda: svc.submit_consent(
                 oauth_state=state,
                 binding_cookie=request.cookies.get(svc.binding_cookie_name(session)),
@@ -105,10 +105,10 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 {"approved": True, "agent_name": None, "scopes": []},
                 headers=PAGE_HEADERS,
             )
-        session = await run_in_threadpool(svc.store.get_session_by_oauth_state, state)
+        session = await run_in_worker(svc.store.get_session_by_oauth_state, state)
         if session is None:
             raise ATHError(ErrorCode.STATE_MISMATCH, "state does not match any authorization")
-        outcome = await run_in_threadpool(
+        outcome = await run_in_worker(
             lambda: svc.callback(
                 state=state,
                 code=q.get("code"),

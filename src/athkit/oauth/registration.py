@@ -22,7 +22,7 @@ from athkit.core.oauth_grants import admit_client
 from athkit.core.secrets import new_secret
 from athkit.oauth.errors import OAuthError
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.protocol.redirect_uris import redirect_uri_problem
+from athkit.protocol.redirects import check_redirect_uri
 from athkit.protocol.scopes import is_valid_scope
 
 if TYPE_CHECKING:
@@ -61,9 +61,10 @@ def register_client(svc: ATHService, body: dict[str, Any]) -> dict[str, Any]:
     if not redirect_uris or len(redirect_uris) > 20:
         raise _metadata_error("between 1 and 20 redirect_uris are required", "invalid_redirect_uri")
     for uri in redirect_uris:
-        problem = redirect_uri_problem(uri, dev_mode=svc.settings.dev_mode)
-        if problem:
-            raise _metadata_error(f"{uri[:100]}: {problem}", "invalid_redirect_uri")
+        try:
+            check_redirect_uri(uri, dev_mode=svc.settings.dev_mode)
+        except ATHError as exc:
+            raise _metadata_error(f"{uri[:100]}: {exc.message}", "invalid_redirect_uri") from exc
     method = body.get("token_endpoint_auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
         raise _metadata_error(f"token_endpoint_auth_method must be one of {list(AUTH_METHODS)}")

@@ -246,6 +246,8 @@ ERROR_HINTS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_CODE: "The code does not match the session: use the code from the "
     "redirect of this very authorization.",
     ErrorCode.UNSUPPORTED_GRANT_TYPE: "Use grant_type authorization_code at /ath/token.",
+    ErrorCode.INVALID_TARGET: "Ask for a resource (RFC 8707) this server protects: take it "
+    "from the resource's protected-resource metadata.",
     ErrorCode.UNSUPPORTED_VERSION: "The service speaks an ATH major version this agent does "
     "not: upgrade athkit or use another service.",
     ErrorCode.IDENTITY_FETCH_FAILED: "The service could not fetch the agent's identity "

@@ -41,3 +41,23 @@ def check_redirect_uri(uri: str, *, dev_mode: bool) -> None:
 
 def _refused(uri: str, message: str) -> ATHError:
     return ATHError(ErrorCode.INVALID_REQUEST, message, {"redirect_uri": uri[:2048]})
+
+
+def redirect_uri_matches(registered: str, presented: str) -> bool:
+    """Exact string match (OAuth 2.1 §4.1.1), except that a loopback IP redirect may use any
+    port (RFC 8252 §7.3: a native app picks a free port at run time)."""
+    if registered == presented:
+        return True
+    try:
+        a, b = urlsplit(registered), urlsplit(presented)
+        a.port, b.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    if not all(p.scheme == "http" and is_loopback_redirect(p) for p in (a, b)):
+        return False
+    return (a.hostname, a.path or "/", a.query, a.fragment) == (
+        b.hostname,
+        b.path or "/",
+        b.query,
+        b.fragment,
+    )

@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from athkit.core.operators import OperatorAccounts
+from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.fields import BoundedInt, text, token
 from athkit.registry import ranking
@@ -25,11 +26,21 @@ from athkit.registry.errors import ADMIN_UNAUTHORIZED, registry_error
 from athkit.registry.models import Listing
 from athkit.registry.proof import VERIFICATION_PATH
 from athkit.registry.service import RegistryService, RegistrySettings
+from athkit.store.shared import MemoryRateLimiter
 from athkit.web.body import read_json
 from athkit.web.console import csrf_header_ok
 from athkit.web.errors import install_error_handlers
+from athkit.web.health import build_health_router
 from athkit.web.operator_auth import OperatorSessions
+from athkit.web.ratelimit import RateLimits, Rule, install_rate_limits
 from athkit.web.security_headers import harden
+
+#: The registry's anonymous endpoints and their ``RegistrySettings.rate_limits`` buckets.
+REGISTRY_RULES: list[Rule] = [
+    ("POST", re.compile(r"/api/listings"), "submit"),
+    ("POST", re.compile(r"/api/listings/[^/]+/verify"), "verify"),
+    ("GET", re.compile(r"/api/search"), "search"),
+]
 
 log = logging.getLogger("athkit.registry")
 
@@ -113,6 +124,14 @@ def create_registry_app(
     app = FastAPI(title="athkit registry", version="0.1", lifespan=lifespan)
     app.state.registry = svc
     install_error_handlers(app)
+    app.include_router(build_health_router("", lambda: {"database": svc.db.ping}))
+    limits = RateLimits(
+        MemoryRateLimiter(),
+        per_ip=settings.rate_limits,
+        per_agent={},
+        enabled=settings.rate_limits_enabled,
+    )
+    install_rate_limits(app, limits, REGISTRY_RULES)
     harden(app)
 
     # Operators (athkit admin create-operator --registry) sign in at /ath/operator/signin;
@@ -136,19 +155,17 @@ def create_registry_app(
     async def search(
         intent: Annotated[str, Query(min_length=1, max_length=500)],
         limit: Annotated[BoundedInt, Query(ge=1, le=50)] = 10,
-        mode: Annotated[Literal["auto", "hybrid", "keyword"], Query()] = "auto",
+        mode: Annotated[Literal["auto", "semantic", "hybrid", "keyword"], Query()] = "auto",
     ) -> Response:
         if not intent.strip():
             raise ATHError(ErrorCode.VALIDATION_ERROR, "intent must not be blank")
-        result = await run_in_threadpool(svc.search, intent, limit, mode)
+        result = await run_in_worker(svc.search, intent, limit, mode)
         return JSONResponse(result.to_dict(), headers=NO_STORE)
 
     @app.post("/api/listings")
     async def submit(request: Request) -> Response:
         req = await read_json(request, SubmitRequest, MAX_BODY)
-        listing, listed = await run_in_threadpool(
-            svc.submit, req.url, req.description, req.categories
-        )
+        listing, listed = await run_in_worker(svc.submit, req.url, req.description, req.categories)
         status = 201 if listed else 202
         return JSONResponse(listing_json(svc, listing), status_code=status, headers=NO_STORE)
 
@@ -158,7 +175,7 @@ def create_registry_app(
         limit: Annotated[BoundedInt, Query(ge=1, le=500)] = 100,
         offset: Annotated[BoundedInt, Query(ge=0)] = 0,
     ) -> Response:
-        rows = await run_in_threadpool(svc.listings, status, limit, offset)
+        rows = await run_in_worker(svc.listings, status, limit, offset)
         return JSONResponse(
             {"listings": [listing_json(svc, r) for r in rows], "count": len(rows)},
             headers=NO_STORE,
@@ -166,22 +183,23 @@ def create_registry_app(
 
     @app.get("/api/listings/{listing_id}")
     async def get_listing(listing_id: str) -> Response:
-        listing = await run_in_threadpool(svc.get, listing_id)
+        listing = await run_in_worker(svc.get, listing_id)
         return JSONResponse(listing_json(svc, listing), headers=NO_STORE)
 
     @app.post("/api/listings/{listing_id}/verify")
     async def verify(listing_id: str) -> Response:
-        listing = await run_in_threadpool(svc.verify, listing_id)
+        listing = await run_in_worker(svc.verify, listing_id)
         return JSONResponse(listing_json(svc, listing), headers=NO_STORE)
 
     @app.get("/api/status")
     async def status() -> Response:
-        counts = await run_in_threadpool(svc.counts)
+        counts = await run_in_worker(svc.counts)
         return JSONResponse(
             {
                 "listings": counts,
-                "semantic": svc.embedder is not None,
+                "semantic": svc.semantic_ready,
                 "model": svc.embedder.model_name if svc.embedder else None,
+                "index": {"entries": len(svc.vectors), "vectors": svc.vectors.vector_count},
                 "revalidate_interval": settings.revalidate_interval,
             },
             headers=NO_STORE,
@@ -190,7 +208,7 @@ def create_registry_app(
     @app.post("/api/admin/revalidate")
     async def revalidate(request: Request) -> Response:
         await require_admin(request)
-        report = await run_in_threadpool(svc.revalidate)
+        report = await run_in_worker(svc.revalidate)
         return JSONResponse(
             {
                 "checked": report.checked,
@@ -207,7 +225,7 @@ def create_registry_app(
         """List an origin without ownership proof (``verified`` stays false)."""
         await require_admin(request)
         req = await read_json(request, SubmitRequest, MAX_BODY)
-        listing, _ = await run_in_threadpool(
+        listing, _ = await run_in_worker(
             lambda: svc.submit(req.url, req.description, req.categories, require_proof=False)
         )
         return JSONResponse(listing_json(svc, listing), status_code=201, headers=NO_STORE)
@@ -215,7 +233,7 @@ def create_registry_app(
     @app.delete("/api/admin/listings/{listing_id}", status_code=204)
     async def admin_remove(listing_id: str, request: Request) -> Response:
         await require_admin(request)
-        await run_in_threadpool(svc.remove, listing_id)
+        await run_in_worker(svc.remove, listing_id)
         return Response(status_code=204)
 
     return app
@@ -235,7 +253,7 @@ async def _revalidate_loop(svc: RegistryService, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await run_in_threadpool(svc.revalidate)
+            report = await run_in_worker(svc.revalidate)
             log.info("re-validated %d listings, dropped %d", report.checked, len(report.dropped))
         except Exception:
             log.exception("re-validation failed")

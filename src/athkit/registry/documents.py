@@ -13,7 +13,8 @@ ATH documents must speak a supported MAJOR version; Agent Auth documents must ca
 
 Beyond the fields PROTOCOL.md §2 defines, the registry reads two optional ones when present:
 ``description`` and ``categories`` (on an ath-app.json document, or on a gateway provider).
-When a document has no description, the one the submitter gave is used.
+When a document has no description, the one the submitter gave is used. The optional capability
+fields (scope descriptions, operations, example intents) are read by :mod:`.capabilities`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import httpx
 from pydantic import ValidationError
 
 from athkit.core.netguard import check_url
+from athkit.core.outbound import OutboundLimits, ResponseTooLarge
 from athkit.protocol.errors import ATHError
 from athkit.protocol.messages import GatewayDiscoveryDocument, ServiceDiscoveryDocument
 from athkit.protocol.version import check_compatible, parse_version
+from athkit.registry import capabilities
 from athkit.registry.errors import DISCOVERY_DOCUMENT_INVALID, URL_NOT_ALLOWED, registry_error
 
 SERVICE_PATH = "/.well-known/ath-app.json"
@@ -57,6 +60,17 @@ class EntryData:
     provider_id: str | None = None
     scopes: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    #: what the owner says the service does (``capabilities.py``)
+    scope_descriptions: dict[str, str] = field(default_factory=dict)
+    operations: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+    def capability_fields(self) -> dict[str, Any]:
+        return {
+            "scope_descriptions": self.scope_descriptions,
+            "operations": self.operations,
+            "examples": self.examples,
+        }
 
 
 @dataclass
@@ -122,9 +136,13 @@ class DocumentFetcher:
         timeout: float = 5.0,
         max_bytes: int = 256 * 1024,
         transport: httpx.BaseTransport | None = None,
+        outbound: OutboundLimits | None = None,
     ) -> None:
         self.dev_mode = dev_mode
         self.max_bytes = max_bytes
+        if transport is None:  # ``timeout`` bounds each whole GET; fetches in flight are capped
+            limits = outbound or OutboundLimits()
+            transport = limits.transport(deadline=timeout, max_bytes=max_bytes)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
@@ -165,6 +183,8 @@ class DocumentFetcher:
                         if len(body) > limit:
                             raise FetchFailed(f"larger than {limit} bytes", resp.status_code)
                     return bytes(body)
+            except ResponseTooLarge as exc:
+                raise FetchFailed(f"larger than {limit} bytes") from exc
             except httpx.HTTPError as exc:
                 raise FetchFailed(type(exc).__name__) from exc
         raise FetchFailed("too many redirects")
@@ -222,6 +242,7 @@ def parse_entries(
             raise _invalid(f"ath-app.json is not valid ({exc.error_count()} errors)") from exc
         check_compatible(svc.ath_version)
         name = _clip(svc.name, MAX_NAME)
+        scopes = [_clip(s, 128) for s in svc.auth.scopes_supported][:MAX_LIST]
         return [
             EntryData(
                 name=name,
@@ -230,8 +251,9 @@ def parse_entries(
                 issuer=origin,
                 protocol=protocol,
                 provider_id=_clip(svc.app_id, 256),
-                scopes=[_clip(s, 128) for s in svc.auth.scopes_supported][:MAX_LIST],
+                scopes=scopes,
                 categories=_str_list(doc.get("categories")) or fallback_categories,
+                **capabilities.read(doc, scopes),
             )
         ]
     if protocol == "ath-gateway":
@@ -247,6 +269,7 @@ def parse_entries(
         for i, p in enumerate(gw.supported_providers[:MAX_PROVIDERS]):
             raw = raw_providers[i] if isinstance(raw_providers[i], dict) else {}
             name = _clip(p.display_name, MAX_NAME)
+            scopes = _str_list(p.available_scopes)
             out.append(
                 EntryData(
                     name=name,
@@ -255,8 +278,9 @@ def parse_entries(
                     issuer=origin,
                     protocol=protocol,
                     provider_id=_clip(p.provider_id, 256),
-                    scopes=_str_list(p.available_scopes),
+                    scopes=scopes,
                     categories=_str_list(p.categories) or fallback_categories,
+                    **capabilities.read(raw, scopes),
                 )
             )
         return out
@@ -283,6 +307,7 @@ def parse_entries(
                 provider_id=_clip(provider, 256),
                 scopes=[],
                 categories=_str_list(doc.get("categories")) or fallback_categories,
+                **capabilities.read(doc, []),
             )
         ]
     raise _invalid(f"unknown protocol {protocol!r}")

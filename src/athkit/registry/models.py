@@ -65,7 +65,10 @@ class Entry(RegistryBase):
     scopes: Mapped[str] = mapped_column(Text, default="[]")
     categories: Mapped[str] = mapped_column(Text, default="[]")
     search_text: Mapped[str] = mapped_column(Text)
-    #: float32 little-endian, L2-normalised; NULL when no embedding model was available
+    #: JSON ``{scope_descriptions, operations, examples}`` from the owner's document
+    capabilities: Mapped[str] = mapped_column(Text, default="{}")
+    #: float16 little-endian rows, L2-normalised: the main text, then one per phrase
+    #: (``vectors.py``); NULL when no embedding model was available
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(String(128), nullable=True)
 

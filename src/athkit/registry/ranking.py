@@ -166,60 +166,6 @@ def load_embedder() -> Embedder | None:
     return SentenceEmbedder()
 
 
-def to_blob(vec: Matrix) -> bytes:
-    import numpy as np
-
-    return np.asarray(vec, dtype="<f4").tobytes()
-
-
-class VectorIndex:
-    """Entry embeddings as one in-memory matrix, reloaded when the store's generation moves."""
-
-    def __init__(self) -> None:
-        self.generation = -1
-        self.model_name: str | None = None
-        self._ids: Any = None
-        self._matrix: Any = None
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return 0 if self._ids is None else len(self._ids)
-
-    def ensure(self, session: Session, generation: int, model_name: str) -> None:
-        if generation == self.generation and model_name == self.model_name:
-            return
-        import numpy as np
-
-        with self._lock:
-            rows = session.execute(
-                text(
-                    "SELECT id, embedding FROM registry_entries "
-                    "WHERE embedding IS NOT NULL AND embedding_model = :m"
-                ),
-                {"m": model_name},
-            ).all()
-            if rows:
-                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4")
-                matrix = matrix.reshape(len(rows), -1)
-            else:
-                ids, matrix = np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32)
-            self._ids, self._matrix = ids, matrix
-            self.generation, self.model_name = generation, model_name
-
-    def search(self, query: Matrix, k: int, min_similarity: float) -> list[tuple[int, float]]:
-        import numpy as np
-
-        ids, matrix = self._ids, self._matrix
-        if ids is None or len(ids) == 0:
-            return []
-        sims = matrix @ np.asarray(query, dtype=np.float32).reshape(-1)
-        k = min(k, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top])]
-        return [(int(ids[i]), float(sims[i])) for i in top if sims[i] >= min_similarity]
-
-
 def fuse(
     keyword: list[tuple[int, float]],
     semantic: list[tuple[int, float]] | None,
@@ -235,3 +181,21 @@ def fuse(
         i: weight * sem.get(i, 0.0) + (1.0 - weight) * kw.get(i, 0.0) for i in set(kw) | set(sem)
     }
     return sorted(scores.items(), key=lambda x: -x[1])
+
+
+def rescore(
+    query: Matrix, ids: Sequence[int], vectors: Sequence[Matrix], phrase_weight: float
+) -> list[tuple[int, float]]:
+    """Second stage: each candidate scored on all its vectors (see module docstring)."""
+    import numpy as np
+
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    out = []
+    for eid, vecs in zip(ids, vectors, strict=True):
+        if len(vecs) == 0:
+            continue
+        sims = vecs @ q
+        main = float(sims[0])
+        best = float(sims[1:].max()) if len(sims) > 1 else main
+        out.append((eid, (1.0 - phrase_weight) * main + phrase_weight * max(best, main)))
+    return sorted(out, key=lambda x: -x[1])

@@ -12,8 +12,10 @@ Life of a listing::
                          │
            revalidate(): document or token gone/invalid ──► status "delisted" (entries removed)
 
-Only ``listed`` listings have entries, so only they are searched. An admin may also list an
-origin without proof (``verified`` false), e.g. to seed a registry with known services.
+Only ``listed`` listings have entries, so only they are searched (``search.py``; the vector
+index follows every change in place, ``vectors.py``); re-validation is in ``revalidation.py``.
+An admin may also list an origin without proof (``verified`` false), e.g. to seed a registry
+with known services.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ import json
 import logging
 import secrets
 import threading
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from athkit.core.outbound import OutboundLimits
 from athkit.protocol.errors import ATHError, ErrorCode
-from athkit.registry import ranking
+from athkit.registry import entries as entry_rows
+from athkit.registry import ranking, revalidation
+from athkit.registry import search as search_mod
 from athkit.registry.db import RegistryDatabase, default_registry_url
 from athkit.registry.documents import (
     DocumentFetcher,
@@ -45,11 +50,21 @@ from athkit.registry.documents import (
 from athkit.registry.errors import OWNERSHIP_NOT_PROVEN, registry_error
 from athkit.registry.models import Entry, Listing, Meta
 from athkit.registry.proof import VERIFICATION_PATH, challenge_token, check_proof
+from athkit.registry.revalidation import RevalidationReport
+from athkit.registry.search import ProviderHit, SearchMode, SearchResult
+from athkit.registry.vectors import Matrix, VectorIndex, to_blob
+from athkit.store.db import DatabaseTimeouts
+
+__all__ = [
+    "ProviderHit",
+    "RegistryService",
+    "RegistrySettings",
+    "RevalidationReport",
+    "SearchMode",
+    "SearchResult",
+]
 
 log = logging.getLogger("athkit.registry")
-
-SearchMode = Literal["auto", "hybrid", "keyword"]
-PENDING_TTL = timedelta(days=7)
 
 
 @dataclass
@@ -64,71 +79,46 @@ class RegistrySettings:
     admin_token: str | None = None
     #: seconds between background re-validations; 0 disables the background task
     revalidate_interval: float = 6 * 3600.0
+    #: origins re-fetched at once during re-validation
+    revalidate_workers: int = 8
     #: consecutive network failures (no definite answer) before a listing is dropped
     delist_after_failures: int = 3
     #: "auto": use the embedding model when installed; "off": keyword ranking only
     semantic: Literal["auto", "off"] = "auto"
-    #: Weight of the semantic score in hybrid ranking (the rest is keyword score).
+    #: Hybrid mode: score = w * semantic + (1 - w) * normalised keyword score.
     hybrid_weight: float = 0.9
-    #: Cosine similarity below which a listing is not returned.
-    min_similarity: float = 0.1
+    #: Second stage: score = (1 - p) * main-text cosine + p * best phrase cosine.
+    phrase_weight: float = 0.5
+    #: Entries taken from the vector index into the second stage.
+    candidates: int = 50
+    #: Vector index quantisation: "i8" (384 bytes a vector) or "f16".
+    index_dtype: Literal["i8", "f16"] = "i8"
     #: Seconds allowed for fetching a listed service document.
     fetch_timeout: float = 5.0
     #: Largest service document fetched.
     max_document_bytes: int = 256 * 1024
+    #: database bounds (a hung database answers 503 within seconds)
+    db_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    #: document fetches in flight at once; one more answers 503 at once
+    outbound_max_concurrent: int = 16
+    #: per client IP and endpoint (submit, verify, search), "N/second|minute|hour"
+    rate_limits: dict[str, str] = field(
+        default_factory=lambda: {
+            "submit": "30/minute",
+            "verify": "30/minute",
+            "search": "600/minute",
+        }
+    )
+    #: answer 429 ``RATE_LIMITED`` past ``rate_limits`` (False: no limits)
+    rate_limits_enabled: bool = True
 
     @property
     def url(self) -> str:
         return self.database_url or default_registry_url(self.data_dir)
 
 
-@dataclass
-class ProviderHit:
-    name: str
-    description: str
-    url: str
-    issuer: str
-    scopes: list[str]
-    categories: list[str]
-    protocol: str
-    verified: bool
-    score: float
-    provider_id: str | None = None
-    listing_id: str = ""
-
-
-@dataclass
-class SearchResult:
-    intent: str
-    providers: list[ProviderHit]
-    mode: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "providers": [asdict(p) for p in self.providers],
-            "intent": self.intent,
-            "count": len(self.providers),
-            "mode": self.mode,
-        }
-
-
-@dataclass
-class RevalidationReport:
-    checked: int = 0
-    kept: int = 0
-    dropped: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    purged_pending: int = 0
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _entry_text(e: EntryData) -> str:
-    """What the embedding model reads for an entry."""
-    cats = ", ".join(e.categories)
-    return f"{e.name}. {e.description}" + (f". {cats}" if cats else "")
 
 
 class RegistryService:
@@ -140,16 +130,19 @@ class RegistryService:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.db = RegistryDatabase(settings.url)
+        self.db = RegistryDatabase(settings.url, timeouts=settings.db_timeouts)
         self.fetcher = DocumentFetcher(
+            outbound=OutboundLimits(max_concurrent=settings.outbound_max_concurrent),
             dev_mode=settings.dev_mode,
             timeout=settings.fetch_timeout,
             max_bytes=settings.max_document_bytes,
             transport=transport,
         )
         self.embedder: ranking.Embedder | None = None
-        self.vectors = ranking.VectorIndex()
+        self.vectors = VectorIndex(dtype=settings.index_dtype)
+        self.semantic_ready = False
         self._revalidate_lock = threading.Lock()
+        self._sync_pending = threading.Event()
         self.secret = self._load_secret()
         if embedder is not None:
             self.set_embedder(embedder)
@@ -171,12 +164,12 @@ class RegistryService:
             assert row is not None and row.text_value
             return row.text_value
 
-    @staticmethod
-    def _bump(s: Session) -> None:
+    def _bump(self, s: Session) -> int:
         s.execute(update(Meta).where(Meta.key == "generation").values(int_value=Meta.int_value + 1))
+        return self.generation(s)
 
     @staticmethod
-    def _generation(s: Session) -> int:
+    def generation(s: Session) -> int:
         return int(s.execute(select(Meta.int_value).where(Meta.key == "generation")).scalar_one())
 
     def token_for(self, origin: str) -> str:
@@ -185,23 +178,58 @@ class RegistryService:
     # -- semantic --------------------------------------------------------------------------
 
     def set_embedder(self, embedder: ranking.Embedder) -> None:
-        """Start ranking semantically; embeds every entry that lacks this model's vector."""
+        """Start ranking semantically: embed every entry lacking this model's vectors (under the
+        current text scheme), build the index, then switch ``auto`` search to semantic."""
+        tag = entry_rows.model_tag(embedder)
         with self.db.transaction() as s:
             rows = (
                 s.execute(
                     select(Entry).where(
-                        (Entry.embedding.is_(None)) | (Entry.embedding_model != embedder.model_name)
+                        (Entry.embedding.is_(None)) | (Entry.embedding_model != tag)
                     )
                 )
                 .scalars()
                 .all()
             )
             if rows:
-                vecs = embedder.encode([_row_text(r) for r in rows])
+                vecs = entry_rows.embed(embedder, [entry_rows.data_of(r) for r in rows])
                 for r, v in zip(rows, vecs, strict=True):
-                    r.embedding, r.embedding_model = ranking.to_blob(v), embedder.model_name
+                    r.embedding, r.embedding_model = to_blob(v), tag
                 self._bump(s)
         self.embedder = embedder
+        self.vectors.clear()
+        self.sync_index()
+        self.semantic_ready = True
+
+    def _tag(self) -> str | None:
+        return entry_rows.model_tag(self.embedder) if self.embedder else None
+
+    def sync_index(self) -> None:
+        """Bring the vector index up to date with the table (``VectorIndex.sync``)."""
+        tag = self._tag()
+        if tag is None:
+            return
+        self._sync_pending.clear()
+        with self.db.transaction() as s:
+            self.vectors.sync(s, self.generation(s), tag)
+
+    def request_sync(self) -> None:
+        """Catch up with another process's changes in the background (one sync at a time)."""
+        if self._sync_pending.is_set():
+            return
+        self._sync_pending.set()
+        threading.Thread(target=self.sync_index, daemon=True, name="registry-sync").start()
+
+    def _applied(
+        self, generation: int, added: list[tuple[int, Matrix]], removed: list[int]
+    ) -> None:
+        """After a commit: apply this process's change to the index in place."""
+        if self.embedder is None:
+            return
+        self.vectors.remove(removed)
+        self.vectors.add(added)
+        if self.vectors.generation == generation - 1:
+            self.vectors.generation = generation
 
     # -- listings --------------------------------------------------------------------------
 
@@ -291,32 +319,22 @@ class RegistryService:
     def _list(
         self, listing_id: str, doc: FetchedDocument, entries: list[EntryData], *, verified: bool
     ) -> Listing:
-        vectors = self.embedder.encode([_entry_text(e) for e in entries]) if self.embedder else None
+        embedder, tag = self.embedder, self._tag()
+        vectors = entry_rows.embed(embedder, entries) if embedder else None
         now = _now()
+        added: list[tuple[int, Matrix]] = []
         with self.db.transaction() as s:
             listing = s.get(Listing, listing_id)
             if listing is None:
                 raise ATHError(ErrorCode.NOT_FOUND, "no such listing")
-            self._drop_entries(s, listing_id)
+            removed = self._drop_entries(s, listing_id)
             for i, e in enumerate(entries):
-                row = Entry(
-                    listing_id=listing_id,
-                    provider_id=e.provider_id,
-                    name=e.name,
-                    description=e.description,
-                    url=e.url,
-                    issuer=e.issuer,
-                    protocol=e.protocol,
-                    scopes=json.dumps(e.scopes),
-                    categories=json.dumps(e.categories),
-                    search_text=_search_text(e),
-                )
-                if vectors is not None and self.embedder is not None:
-                    row.embedding = ranking.to_blob(vectors[i])
-                    row.embedding_model = self.embedder.model_name
+                row = entry_rows.new_row(listing_id, e, vectors[i] if vectors else None, tag)
                 s.add(row)
                 s.flush()
-                ranking.index_entry(s, row.id, _fts_fields(e))
+                ranking.index_entry(s, row.id, entry_rows.fts_fields(e))
+                if vectors:
+                    added.append((row.id, vectors[i]))
             listing.status = "listed"
             listing.verified = verified
             listing.verified_at = now if verified else listing.verified_at
@@ -327,14 +345,16 @@ class RegistryService:
             listing.document_url = doc.url
             listing.protocol = doc.protocol
             listing.updated_at = now
-            self._bump(s)
-            return listing
+            generation = self._bump(s)
+        self._applied(generation, added, removed)
+        return listing
 
     @staticmethod
-    def _drop_entries(s: Session, listing_id: str) -> None:
+    def _drop_entries(s: Session, listing_id: str) -> list[int]:
         ids = list(s.execute(select(Entry.id).where(Entry.listing_id == listing_id)).scalars())
         ranking.unindex_entries(s, ids)
         s.execute(delete(Entry).where(Entry.listing_id == listing_id))
+        return ids
 
     def get(self, listing_id: str) -> Listing:
         with self.db.transaction() as s:
@@ -367,88 +387,31 @@ class RegistryService:
         with self.db.transaction() as s:
             if s.get(Listing, listing_id) is None:
                 raise ATHError(ErrorCode.NOT_FOUND, "no such listing", {"listing_id": listing_id})
-            self._drop_entries(s, listing_id)
+            removed = self._drop_entries(s, listing_id)
             s.execute(delete(Listing).where(Listing.id == listing_id))
-            self._bump(s)
+            generation = self._bump(s)
+        self._applied(generation, [], removed)
 
-    def _delist(self, listing_id: str, reason: str) -> None:
+    def delist(self, listing_id: str, reason: str) -> None:
         with self.db.transaction() as s:
-            self._drop_entries(s, listing_id)
+            removed = self._drop_entries(s, listing_id)
             s.execute(
                 update(Listing)
                 .where(Listing.id == listing_id)
                 .values(status="delisted", last_error=reason, checked_at=_now())
             )
-            self._bump(s)
+            generation = self._bump(s)
+        self._applied(generation, [], removed)
         log.info("delisted %s: %s", listing_id, reason)
 
     # -- re-validation ---------------------------------------------------------------------
 
     def revalidate(self) -> RevalidationReport:
-        """Re-fetch every listed origin; drop those whose document or proof went away."""
-        report = RevalidationReport()
+        """Re-fetch every listed origin (``revalidation.py``); one run at a time."""
         with self._revalidate_lock:
-            with self.db.transaction() as s:
-                listed = list(
-                    s.execute(
-                        select(
-                            Listing.id,
-                            Listing.origin,
-                            Listing.document_url,
-                            Listing.verified,
-                            Listing.submitted_description,
-                            Listing.submitted_categories,
-                            Listing.failures,
-                        ).where(Listing.status == "listed")
-                    ).all()
-                )
-                purged = s.execute(
-                    delete(Listing).where(
-                        Listing.status == "pending", Listing.updated_at < _now() - PENDING_TTL
-                    )
-                )
-                report.purged_pending = int(getattr(purged, "rowcount", 0) or 0)
-            for lid, origin, doc_url, verified, desc, cats, failures in listed:
-                report.checked += 1
-                reason, definite = self._check_one(origin, doc_url, verified)
-                if reason is None:
-                    try:
-                        _, only = normalize_origin(doc_url)
-                        doc = self.fetcher.fetch_document(origin, only)
-                        entries = parse_entries(
-                            doc.protocol, doc.document, origin, desc, json.loads(cats)
-                        )
-                        self._refresh(lid, doc, entries, verified)
-                        report.kept += 1
-                        continue
-                    except ATHError as exc:
-                        reason, definite = _reason(exc), bool(exc.details.get("definite", True))
-                report.errors[lid] = reason
-                if definite or failures + 1 >= self.settings.delist_after_failures:
-                    self._delist(lid, reason)
-                    report.dropped.append(lid)
-                else:
-                    with self.db.transaction() as s:
-                        s.execute(
-                            update(Listing)
-                            .where(Listing.id == lid)
-                            .values(failures=failures + 1, last_error=reason, checked_at=_now())
-                        )
-                    report.kept += 1
-        return report
+            return revalidation.revalidate(self)
 
-    def _check_one(self, origin: str, doc_url: str, verified: bool) -> tuple[str | None, bool]:
-        """``(problem or None, definite)`` for the ownership proof of a listed origin."""
-        if not verified:
-            return None, True
-        try:
-            return check_proof(self.fetcher, origin, self.token_for(origin)), True
-        except FetchFailed as exc:
-            return f"verification file could not be fetched: {exc.reason}", False
-        except ATHError as exc:  # the SSRF guard now refuses the origin (e.g. DNS changed)
-            return exc.message, True
-
-    def _refresh(
+    def refresh(
         self, listing_id: str, doc: FetchedDocument, entries: list[EntryData], verified: bool
     ) -> None:
         """Re-index only when the document changed; otherwise just stamp the check."""
@@ -464,56 +427,7 @@ class RegistryService:
     # -- search ----------------------------------------------------------------------------
 
     def search(self, intent: str, limit: int = 10, mode: SearchMode = "auto") -> SearchResult:
-        intent = " ".join(intent.split())
-        use_semantic = mode != "keyword" and self.embedder is not None
-        if mode == "hybrid" and self.embedder is None:
-            raise ATHError(
-                ErrorCode.SERVICE_UNAVAILABLE,
-                "semantic ranking is not available (install athkit[semantic])",
-            )
-        k = max(50, limit * 5)
-        with self.db.transaction() as s:
-            keyword = ranking.keyword_search(s, intent, k)
-            semantic: list[tuple[int, float]] | None = None
-            if use_semantic and self.embedder is not None:
-                self.vectors.ensure(s, self._generation(s), self.embedder.model_name)
-                q = self.embedder.encode([intent])[0]
-                semantic = self.vectors.search(q, k, self.settings.min_similarity)
-            fused = ranking.fuse(keyword, semantic, self.settings.hybrid_weight)[:limit]
-            ids = [i for i, _ in fused]
-            rows = (
-                {
-                    e.id: (e, verified)
-                    for e, verified in s.execute(
-                        select(Entry, Listing.verified)
-                        .join(Listing, Listing.id == Entry.listing_id)
-                        .where(Entry.id.in_(ids), Listing.status == "listed")
-                    ).all()
-                }
-                if ids
-                else {}
-            )
-        hits = []
-        for eid, score in fused:
-            if eid not in rows:
-                continue
-            e, verified = rows[eid]
-            hits.append(
-                ProviderHit(
-                    name=e.name,
-                    description=e.description,
-                    url=e.url,
-                    issuer=e.issuer,
-                    scopes=json.loads(e.scopes),
-                    categories=json.loads(e.categories),
-                    protocol=e.protocol,
-                    verified=bool(verified),
-                    score=round(score, 4),
-                    provider_id=e.provider_id,
-                    listing_id=e.listing_id,
-                )
-            )
-        return SearchResult(intent, hits, "hybrid" if use_semantic else "keyword")
+        return search_mod.search(self, intent, limit, mode)
 
     # -- bulk (bench, imports) -------------------------------------------------------------
 
@@ -521,9 +435,11 @@ class RegistryService:
         self, items: list[tuple[str, str, list[EntryData]]], *, verified: bool = False
     ) -> None:
         """List many ``(origin, protocol, entries)`` at once without fetching (bench/imports)."""
-        texts = [_entry_text(e) for _, _, es in items for e in es]
-        vectors = self.embedder.encode(texts) if self.embedder and texts else None
+        embedder, tag = self.embedder, self._tag()
+        flat = [e for _, _, es in items for e in es]
+        vectors = entry_rows.embed(embedder, flat) if embedder and flat else None
         now, n = _now(), 0
+        added: list[tuple[int, Matrix]] = []
         with self.db.transaction() as s:
             for origin, protocol, entries in items:
                 lid = "lst_" + secrets.token_urlsafe(12)
@@ -544,48 +460,13 @@ class RegistryService:
                 )
                 s.flush()
                 for e in entries:
-                    row = Entry(
-                        listing_id=lid,
-                        provider_id=e.provider_id,
-                        name=e.name,
-                        description=e.description,
-                        url=e.url,
-                        issuer=e.issuer,
-                        protocol=e.protocol,
-                        scopes=json.dumps(e.scopes),
-                        categories=json.dumps(e.categories),
-                        search_text=_search_text(e),
-                    )
-                    if vectors is not None and self.embedder is not None:
-                        row.embedding = ranking.to_blob(vectors[n])
-                        row.embedding_model = self.embedder.model_name
+                    vec = vectors[n] if vectors else None
+                    row = entry_rows.new_row(lid, e, vec, tag)
                     n += 1
                     s.add(row)
                     s.flush()
-                    ranking.index_entry(s, row.id, _fts_fields(e))
-            self._bump(s)
-
-
-def _reason(exc: ATHError) -> str:
-    problems = exc.details.get("problems")
-    if isinstance(problems, dict) and problems:
-        return exc.message + " (" + "; ".join(f"{k}: {v}" for k, v in problems.items()) + ")"
-    return exc.message
-
-
-def _search_text(e: EntryData) -> str:
-    return " ".join([e.name, e.description, " ".join(e.categories), ranking.scope_words(e.scopes)])
-
-
-def _fts_fields(e: EntryData) -> dict[str, str]:
-    return {
-        "name": e.name,
-        "description": e.description,
-        "categories": " ".join(e.categories),
-        "scopes": ranking.scope_words(e.scopes),
-    }
-
-
-def _row_text(r: Entry) -> str:
-    cats = ", ".join(json.loads(r.categories))
-    return f"{r.name}. {r.description}" + (f". {cats}" if cats else "")
+                    ranking.index_entry(s, row.id, entry_rows.fts_fields(e))
+                    if vec is not None:
+                        added.append((row.id, vec))
+            generation = self._bump(s)
+        self._applied(generation, added, [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from athkit.store.errors import DatabaseUnreachableError, StoreUnavailableError, as_unavailable
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 _migrate_lock = threading.Lock()
@@ -35,6 +38,20 @@ def alembic_config(connection: Any = None, script_location: str = _MIGRATIONS) -
     return cfg
 
 
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """Bounds on every database wait, in seconds (a hung database answers 503, never hangs).
+
+    ``connect``: establishing a connection (PostgreSQL ``connect_timeout``). ``statement``: one
+    statement, lock waits included (PostgreSQL ``statement_timeout``; SQLite's busy timeout).
+    ``pool``: waiting for a free pooled connection.
+    """
+
+    connect: float = 5.0
+    statement: float = 5.0
+    pool: float = 5.0
+
+
 class Database:
     """One engine plus a session factory; every repository call is one transaction.
 
@@ -44,35 +61,70 @@ class Database:
 
     MIGRATIONS = _MIGRATIONS
 
-    def __init__(self, url: str, *, migrate: bool = True, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        echo: bool = False,
+        timeouts: DatabaseTimeouts | None = None,
+    ) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        self.timeouts = t = timeouts or DatabaseTimeouts()
+        # hide_parameters: bound values (codes, verifiers, states) never reach logs or errors.
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": t.statement}
             if url in ("sqlite://", "sqlite:///:memory:"):
                 kwargs["poolclass"] = StaticPool
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=t.pool)
+            if url.startswith("postgresql"):
+                kwargs["connect_args"] = {
+                    "connect_timeout": max(1, round(t.connect)),
+                    "options": f"-c statement_timeout={int(t.statement * 1000)}",
+                }
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
-            self.upgrade()
+            try:
+                self.upgrade()
+            except StoreUnavailableError as exc:
+                self.engine.dispose()
+                raise DatabaseUnreachableError(url, str(exc.details.get("reason"))) from None
 
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""
-        with _migrate_lock, self.engine.begin() as conn:
+        with _migrate_lock, outages_as_unavailable(), self.engine.begin() as conn:
             command.upgrade(alembic_config(conn, self.MIGRATIONS), "head")
+
+    def ping(self) -> None:
+        """One round trip (``SELECT 1``); raises :class:`StoreUnavailableError` on an outage."""
+        with outages_as_unavailable(), self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together or not at all."""
-        with self._sessions.begin() as session:
+        with outages_as_unavailable(), self._sessions.begin() as session:
             yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def outages_as_unavailable() -> Iterator[None]:
+    """Re-raise a database outage as :class:`StoreUnavailableError` (503); others pass."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = as_unavailable(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
 
 
 def update_one(session: Session, statement: Any) -> bool:

@@ -91,6 +91,13 @@ class RedisShared:
             redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0), prefix
         )
 
+    def ping(self) -> None:
+        """One round trip; raises ``SERVICE_UNAVAILABLE`` when Redis cannot answer."""
+        try:
+            self.r.ping()
+        except Exception as exc:
+            raise _unavailable("Redis", exc) from exc
+
     def remember_once(self, key: str, expires_at: datetime, now: datetime) -> bool:
         ttl_ms = max(1, int((expires_at - now).total_seconds() * 1000))
         try:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -26,6 +25,7 @@ from athkit.core.agent_decisions import decide
 from athkit.core.audit_export import iter_csv, iter_json
 from athkit.core.metrics import exposition
 from athkit.core.secrets import new_secret
+from athkit.core.workers import run_in_worker
 from athkit.oauth.consent import PAGE_HEADERS, CurrentUser, resolve_user
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.audit_query import AuditFilter, audit_all, audit_page
@@ -93,9 +93,7 @@ def render_page(request: Request, name: str, context: dict[str, object]) -> Resp
     resp = templates.TemplateResponse(request, name, {**context, **extra}, headers=PAGE_HEADERS)
     svc = getattr(request.app.state, "athkit", None)  # the registry has no ATH service
     secure = svc.settings.cookie_secure if svc is not None else request.url.scheme == "https"
-    resp.set_cookie(
-        CSRF_COOKIE, token, httponly=True, samesite="strict", path="/", secure=secure
-    )
+    resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/", secure=secure)
     return resp
 
 
@@ -161,14 +159,14 @@ def build_console_router(
     @router.get("/ath/my/agents")
     async def my_agents(request: Request) -> Response:
         user = await signed_in(request)
-        grants = await run_in_threadpool(service_of(request).user_grants, user)
+        grants = await run_in_worker(service_of(request).user_grants, user)
         return render_page(request, "my_agents.html", {"user": user, "grants": grants})
 
     @router.post("/ath/my/agents/revoke")
     async def my_agents_revoke(request: Request) -> Response:
         user = await signed_in(request)
         form = await checked_form(request)
-        await run_in_threadpool(
+        await run_in_worker(
             service_of(request).revoke_for_user, user, str(form.get("client_id") or "")
         )
         return RedirectResponse("/ath/my/agents", status_code=303)
@@ -177,7 +175,7 @@ def build_console_router(
     async def console_agents(request: Request) -> Response:
         await operator(request)
         svc = service_of(request)
-        agents = await run_in_threadpool(svc.store.list_agents, request.query_params.get("status"))
+        agents = await run_in_worker(svc.store.list_agents, request.query_params.get("status"))
         return render_page(
             request, "console_agents.html", {"agents": agents, "supported": svc.supported}
         )
@@ -190,7 +188,7 @@ def build_console_router(
         decision = str(form.get("decision") or "")
         ticked = [str(v).split(" ", 1) for v in form.getlist("scope")]
         scopes = [(p[0], p[1]) for p in ticked if len(p) == 2] if decision == "approve" else None
-        await run_in_threadpool(
+        await run_in_worker(
             lambda: decide(
                 svc,
                 str(form.get("client_id") or ""),
@@ -221,7 +219,7 @@ def build_console_router(
         before = params.get("before")
         if before is not None and not before.isdigit():
             raise ATHError(ErrorCode.INVALID_REQUEST, "before must be a row id")
-        rows_page = await run_in_threadpool(
+        rows_page = await run_in_worker(
             lambda: audit_page(
                 svc.store.db, flt, before=int(before) if before else None, limit=AUDIT_PAGE
             )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from athkit.core.tokens import TokenInfo
+from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.routes import service_of
 
@@ -49,7 +49,7 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
         hs = getattr(request.app.state, "athkit_handshake", None)
         if hs is not None and token and hs.is_handshake_token(token):
             # A handshake access token (docs/handshake.md): JWS, session, restrictions.
-            hinfo: TokenInfo = await run_in_threadpool(
+            hinfo: TokenInfo = await run_in_worker(
                 lambda: hs.validate_token(
                     token,
                     agent_header=request.headers.get("x-ath-agent-id"),
@@ -63,7 +63,7 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
             return hinfo
         if channel is not None:
             raise ATHError(ErrorCode.TOKEN_INVALID, "an encrypted session needs its own token")
-        info = await run_in_threadpool(
+        info = await run_in_worker(
             svc.validate,
             token,
             agent_header=request.headers.get("x-ath-agent-id"),

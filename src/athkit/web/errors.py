@@ -7,10 +7,12 @@ logged server-side with a correlation id that the client also receives.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -18,6 +20,7 @@ from athkit.asgi.pages import templates as templates  # re-exported: its old hom
 from athkit.core.secrets import new_secret
 from athkit.oauth.resource_metadata import bearer_challenge
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.store.errors import as_unavailable
 
 log = logging.getLogger("athkit.web")
 
@@ -61,8 +64,8 @@ def error_response(request: Request, err: ATHError) -> Response:
     challenge = _challenge(request, err)
     if challenge is not None:
         headers["WWW-Authenticate"] = challenge
-    if err.code_str == ErrorCode.RATE_LIMITED.value and "retry_after" in err.details:
-        headers["Retry-After"] = str(int(err.details["retry_after"]))
+    if err.status in (429, 503) and "retry_after" in err.details:
+        headers["Retry-After"] = str(max(1, math.ceil(float(err.details["retry_after"]))))
     if wants_html(request):
         return templates.TemplateResponse(
             request,
@@ -116,6 +119,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    unavailable = as_unavailable(exc)  # a database outage on any route: 503, never a 500
+    if unavailable is not None:
+        log.warning(
+            "store unavailable (%s) on %s %s",
+            unavailable.details.get("reason"),
+            request.method,
+            request.url.path,
+        )
+        return error_response(request, unavailable)
     incident = new_secret("inc_", 9)
     log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
     err = ATHError(ErrorCode.INTERNAL_ERROR, "internal error", {"incident": incident})
@@ -124,6 +136,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ATHError, _ath_error)
+    # Database errors answered here are not re-raised to the server (no trace in its log).
+    app.add_exception_handler(SQLAlchemyError, _unexpected)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

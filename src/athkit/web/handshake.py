@@ -18,7 +18,6 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from athkit.core.handshake import (
@@ -31,6 +30,7 @@ from athkit.core.handshake import (
     KeyLinkBody,
     ScopeRequestBody,
 )
+from athkit.core.workers import run_in_worker
 from athkit.oauth.consent import CurrentUser, resolve_user
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.body import read_json_object
@@ -114,7 +114,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
     async def step1(request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
-        res = await run_in_threadpool(hs.start, data, _client_ip(request))
+        res = await run_in_worker(hs.start, data, _client_ip(request))
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
     @router.post(
@@ -123,14 +123,14 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
     async def step3(handshake_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
-        res = await run_in_threadpool(hs.identify, handshake_id, data)
+        res = await run_in_worker(hs.identify, handshake_id, data)
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
     @router.post("/ath/handshake/{handshake_id}/scope", openapi_extra=json_body(ScopeRequestBody))
     async def step5(handshake_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
-        res = await run_in_threadpool(hs.request_scopes, handshake_id, data)
+        res = await run_in_worker(hs.request_scopes, handshake_id, data)
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
     @router.get("/ath/handshake/{handshake_id}/result")
@@ -138,7 +138,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
         hs = handshake_of(request)
         deadline = time.monotonic() + max(0, min(wait, MAX_WAIT))
         while True:
-            res = await run_in_threadpool(hs.result, handshake_id)
+            res = await run_in_worker(hs.result, handshake_id)
             if res.status != 202 or time.monotonic() >= deadline:
                 break
             if await request.is_disconnected():
@@ -150,7 +150,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
     async def step9(handshake_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
-        res = await run_in_threadpool(hs.complete, handshake_id, data)
+        res = await run_in_worker(hs.complete, handshake_id, data)
         return JSONResponse(res.body, status_code=res.status, headers=NO_STORE)
 
     # -- the user's side ----------------------------------------------------------------------
@@ -160,14 +160,14 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
         hs = handshake_of(request)
         proof = request.headers.get("x-ath-user-proof")
         if proof:
-            did = await run_in_threadpool(hs.user_from_proof, proof, "GET", request.url.path)
+            did = await run_in_worker(hs.user_from_proof, proof, "GET", request.url.path)
             dids = [did]
         else:
             account = await user_of(request)
             if account is None:
                 raise ATHError(ErrorCode.INVALID_SIGNATURE, "sign in or send X-ATH-User-Proof")
-            dids = await run_in_threadpool(hs.user_dids_of, account)
-        items = await run_in_threadpool(hs.pending_for, dids)
+            dids = await run_in_worker(hs.user_dids_of, account)
+        items = await run_in_worker(hs.pending_for, dids)
         return JSONResponse({"confirmations": items}, headers=NO_STORE)
 
     @router.post(
@@ -176,7 +176,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
     async def answer(request_id: str, request: Request) -> Response:
         hs = handshake_of(request)
         data = await read_json_object(request, hs.settings.max_body_bytes)
-        res = await run_in_threadpool(hs.confirm, request_id, data)
+        res = await run_in_worker(hs.confirm, request_id, data)
         return JSONResponse(res, headers=NO_STORE)
 
     @router.get("/ath/confirmations/page", include_in_schema=False)
@@ -187,8 +187,8 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
             if current_user is None:
                 raise ATHError(ErrorCode.NOT_FOUND, "no confirmation page on this server")
             return login_redirect(request, hs)
-        dids = await run_in_threadpool(hs.user_dids_of, account)
-        items = await run_in_threadpool(hs.pending_for, dids)
+        dids = await run_in_worker(hs.user_dids_of, account)
+        items = await run_in_worker(hs.pending_for, dids)
         for item in items:
             item["expires_text"] = time.strftime(
                 "%Y-%m-%d %H:%M:%S UTC", time.gmtime(item["expires_at"])
@@ -215,7 +215,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
             if current_user is None:
                 raise ATHError(ErrorCode.NOT_FOUND, "no key page on this server")
             return login_redirect(request, hs)
-        dids = await run_in_threadpool(hs.user_dids_of, account)
+        dids = await run_in_worker(hs.user_dids_of, account)
         return templates.TemplateResponse(
             request,
             "handshake_keys.html",
@@ -237,7 +237,7 @@ def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:
         if not _same_origin(request, hs.settings.public_url):
             raise ATHError(ErrorCode.INVALID_REQUEST, "cross-origin request refused")
         data = await read_json_object(request, hs.settings.max_body_bytes)
-        res = await run_in_threadpool(hs.link_user_key, account, data)
+        res = await run_in_worker(hs.link_user_key, account, data)
         return JSONResponse(res, status_code=201, headers=NO_STORE)
 
     @router.get("/ath/static/handshake.js", include_in_schema=False)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from athkit.core.workers import run_in_worker
 from athkit.crypto.channel import CONTENT_TYPE
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.deps import CHANNEL_SESSION_KEY
@@ -130,7 +130,7 @@ class HandshakeChannelMiddleware:
             raise ATHError(ErrorCode.ENCRYPTION_ERROR, "envelope is not JSON") from exc
         if not isinstance(envelope, dict) or envelope.get("sid") != sid:
             raise ATHError(ErrorCode.ENCRYPTION_ERROR, "envelope sid differs from X-ATH-Session")
-        return await run_in_threadpool(
+        return await run_in_worker(
             hs.open_request, sid, envelope, scope["method"], scope["path"]
         )
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from athkit.core.operators import SESSION_TTL, OperatorAccounts
+from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError
 from athkit.web.console import (
     OPERATOR_SIGNIN_KEY,
@@ -49,7 +49,7 @@ class OperatorSessions:
         token = request.cookies.get(self.cookie)
         if not token:
             return None
-        return await run_in_threadpool(self.accounts.operator_for, token)
+        return await run_in_worker(self.accounts.operator_for, token)
 
     def mount(self, app: FastAPI) -> None:
         setattr(app.state, OPERATOR_SIGNIN_KEY, SIGNIN_PATH)
@@ -76,7 +76,7 @@ class OperatorSessions:
             form = await checked_form(request)
             client = request.client.host if request.client else "unknown"
             try:
-                token = await run_in_threadpool(
+                token = await run_in_worker(
                     self.accounts.sign_in,
                     str(form.get("name") or "")[:128],
                     str(form.get("password") or "")[:1024],
@@ -100,7 +100,7 @@ class OperatorSessions:
         @router.post(SIGNOUT_PATH)
         async def signout(request: Request) -> Response:
             await checked_form(request)
-            await run_in_threadpool(self.accounts.sign_out, request.cookies.get(self.cookie))
+            await run_in_worker(self.accounts.sign_out, request.cookies.get(self.cookie))
             resp = RedirectResponse(SIGNIN_PATH, status_code=303)
             resp.delete_cookie(self.cookie, path="/", secure=self.secure, httponly=True)
             return resp

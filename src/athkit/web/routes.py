@@ -7,13 +7,14 @@ import binascii
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from athkit.asgi.app_service import service_of as service_of  # re-exported: its old home
+from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
 from athkit.web.body import read_json
+from athkit.web.ratelimit import limit_agent
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -48,20 +49,22 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
     async def register(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, RegisterRequest, svc.settings.max_body_bytes)
-        res = await run_in_threadpool(svc.register, req)
+        await limit_agent(request, "register", req.agent_id)
+        res = await run_in_worker(svc.register, req)
         return JSONResponse(res.model_dump(mode="json"), status_code=201, headers=NO_STORE)
 
     @router.get("/ath/agents/{client_id}")
     async def agent_status(client_id: str, request: Request) -> Response:
         svc = service_of(request)
+        await limit_agent(request, "agent_status", client_id)
         creds = _basic_credentials(request.headers.get("authorization"))
         attestation = request.headers.get("x-ath-attestation")
         if creds is not None:
             if creds[0] != client_id:
                 raise ATHError(ErrorCode.INVALID_CLIENT, "client authentication failed")
-            res = await run_in_threadpool(svc.agent_status, client_id, client_secret=creds[1])
+            res = await run_in_worker(svc.agent_status, client_id, client_secret=creds[1])
         elif attestation:
-            res = await run_in_threadpool(svc.agent_status, client_id, attestation=attestation)
+            res = await run_in_worker(svc.agent_status, client_id, attestation=attestation)
         else:
             raise ATHError(ErrorCode.INVALID_CLIENT, "authenticate with client_secret_basic")
         return JSONResponse(res.model_dump(mode="json"), headers=NO_STORE)
@@ -70,21 +73,24 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
     async def authorize(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, AuthorizeRequest, svc.settings.max_body_bytes)
-        res = await run_in_threadpool(svc.authorize, req)
+        await limit_agent(request, "authorize", req.client_id)
+        res = await run_in_worker(svc.authorize, req)
         return JSONResponse(res.model_dump(), headers=NO_STORE)
 
     @router.post("/ath/token")
     async def token(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, TokenRequest, svc.settings.max_body_bytes)
-        res = await run_in_threadpool(svc.exchange, req)
+        await limit_agent(request, "token", req.client_id)
+        res = await run_in_worker(svc.exchange, req)
         return JSONResponse(res.model_dump(), headers=NO_STORE)
 
     @router.post("/ath/revoke")
     async def revoke(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, RevokeRequest, svc.settings.max_body_bytes)
-        await run_in_threadpool(svc.revoke, req)
+        await limit_agent(request, "revoke", req.client_id)
+        await run_in_worker(svc.revoke, req)
         return JSONResponse({"revoked": True}, headers=NO_STORE)
 
     return router

@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from athkit.web.accesslog import uvicorn_log_config
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -26,6 +28,7 @@ class BackgroundServer:
         self.port = port or free_port(host)
         options.setdefault("log_level", "warning")
         options.setdefault("access_log", False)
+        options.setdefault("log_config", uvicorn_log_config())
         config = uvicorn.Config(app, host=host, port=self.port, lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn:{self.port}")

@@ -1,4 +1,4 @@
-"""Operator tables, created by the core's migration 0005 and the registry's r0002 alike."""
+"""Operator tables, created by the core's migration 0005 and the registry's r0003 alike."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """registry: operator accounts and sessions (athkit admin create-operator --registry)
 
-Revision ID: r0002
-Revises: r0001
+Revision ID: r0003
+Revises: r0002
 Create Date: 2026-12-01 09:30:00
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from athkit.store.migrations.operator_tables import create_operator_tables, drop_operator_tables
 
-revision = "r0002"
-down_revision = "r0001"
+revision = "r0003"
+down_revision = "r0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,217 @@
+"""The registry's approximate nearest-neighbour index (usearch HNSW, in process).
+
+Each entry has several L2-normalised vectors (its main text, then one per example intent or
+operation, see ``capabilities.py``), all stored under the entry's id in one multi-vector HNSW
+graph, quantised to ``int8`` (384 bytes a vector; ``f16`` on request). Search is a graph walk,
+not a scan, so its cost grows with log(n).
+
+**Updates in place.** Entries are immutable: a re-indexed listing gets new entry ids. So the
+index follows the database by ids alone. Changes made by this process are applied right after
+their transaction commits (:meth:`add`, :meth:`remove`); changes made by another process sharing
+the database (the ``registry_meta.generation`` counter moved) are caught up by
+:meth:`sync`, which diffs the index's ids against the table's and adds or removes the difference,
+in a background thread, while searches keep using the index as it is. Nothing reloads the
+whole matrix after a change.
+
+**Threads.** On a small machine, BLAS or index threads spinning after a search starve the query
+encoder; the index searches with one thread and :func:`pin_blas` limits numpy's BLAS pool to one
+thread (the model runs in torch's own pool).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float32]
+else:
+    Matrix = Any
+
+log = logging.getLogger("athkit.registry")
+
+STORE_DTYPE = "<f2"  # vectors at rest in registry_entries.embedding: float16 rows
+_pinned = False
+
+
+def pin_blas() -> None:
+    """Limit numpy's BLAS (OpenBLAS/MKL) to one thread, once per process."""
+    global _pinned
+    if _pinned:
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(limits=1, user_api="blas")
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn/usearch users
+        log.info("threadpoolctl not installed; BLAS threads not pinned")
+    _pinned = True
+
+
+def to_blob(vectors: Matrix) -> bytes:
+    import numpy as np
+
+    return np.asarray(vectors, dtype=STORE_DTYPE).tobytes()
+
+
+def from_blob(blob: bytes, ndim: int) -> Matrix:
+    import numpy as np
+
+    return np.frombuffer(blob, dtype=STORE_DTYPE).reshape(-1, ndim).astype(np.float32)
+
+
+class VectorIndex:
+    """Entry id -> vectors, searchable by inner product (= cosine on normalised vectors)."""
+
+    def __init__(self, ndim: int = 384, dtype: str = "i8", connectivity: int = 16) -> None:
+        self.ndim = ndim
+        self.dtype = dtype
+        self.connectivity = connectivity
+        self.generation = -1
+        self.model_name: str | None = None
+        self._lock = threading.Lock()  # serialises writers; usearch reads are thread-safe
+        self._syncing = threading.Lock()
+        self._ids: set[int] = set()
+        self._index = self._new()
+
+    def _new(self) -> Any:
+        from usearch.index import Index
+
+        pin_blas()
+        return Index(
+            ndim=self.ndim,
+            metric="cos",
+            dtype=self.dtype,
+            connectivity=self.connectivity,
+            expansion_add=64,
+            expansion_search=128,
+            multi=True,
+        )
+
+    def __len__(self) -> int:
+        """Number of distinct entries."""
+        return len(self._ids)
+
+    @property
+    def vector_count(self) -> int:
+        return int(self._index.size)
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self._index.memory_usage)
+
+    def add(self, entries: Iterable[tuple[int, Matrix]], threads: int = 1) -> None:
+        import numpy as np
+
+        keys: list[int] = []
+        rows: list[Matrix] = []
+        for eid, vecs in entries:
+            if eid in self._ids:
+                continue
+            keys.extend([eid] * len(vecs))
+            rows.append(vecs)
+        if not keys:
+            return
+        with self._lock:
+            self._index.add(
+                np.asarray(keys, dtype=np.uint64),
+                np.concatenate(rows).astype(np.float32),
+                threads=threads,
+            )
+            self._ids.update(keys)
+
+    def remove(self, entry_ids: Sequence[int]) -> None:
+        import numpy as np
+
+        gone = [i for i in entry_ids if i in self._ids]
+        if not gone:
+            return
+        with self._lock:
+            self._index.remove(np.asarray(gone, dtype=np.uint64))
+            self._ids.difference_update(gone)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._index = self._new()
+            self._ids.clear()
+            self.generation = -1
+
+    def vectors_of(self, entry_ids: Sequence[int]) -> list[Matrix]:
+        """Every stored vector of each entry (dequantised), for the second stage."""
+        import numpy as np
+
+        if not entry_ids:
+            return []
+        got = self._index.get(np.asarray(entry_ids, dtype=np.uint64))
+        out = []
+        for g in got:
+            m = np.asarray(g, dtype=np.float32).reshape(-1, self.ndim)
+            # int8 rows come back scaled (not unit length): renormalise for cosines
+            out.append(m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
+        return out
+
+    def search(self, query: Matrix, k: int) -> list[tuple[int, float]]:
+        """The ``k`` entries with the closest vector, ``[(entry id, best cosine)]`` best first.
+        Asks the graph for more vectors than ``k`` since several may belong to one entry."""
+        import numpy as np
+
+        if not self._ids:
+            return []
+        count = min(self.vector_count, k * 4)
+        m = self._index.search(np.asarray(query, dtype=np.float32), count, threads=1)
+        best: dict[int, float] = {}
+        for key, dist in zip(m.keys.tolist(), m.distances.tolist(), strict=True):
+            if key not in best:
+                best[int(key)] = 1.0 - float(dist)
+                if len(best) == k:
+                    break
+        return list(best.items())
+
+    # -- following the database ------------------------------------------------------------
+
+    def sync(self, session: Session, generation: int, model_name: str) -> None:
+        """Catch up with the table by ids (adds what is missing, drops what is gone)."""
+        if not self._syncing.acquire(blocking=False):
+            return  # a sync is already running; searches use the index as it is
+        try:
+            if model_name != self.model_name:
+                self.clear()
+                self.model_name = model_name
+            ids = {
+                int(r[0])
+                for r in session.execute(
+                    text(
+                        "SELECT id FROM registry_entries "
+                        "WHERE embedding IS NOT NULL AND embedding_model = :m"
+                    ),
+                    {"m": model_name},
+                )
+            }
+            self.remove(sorted(self._ids - ids))
+            missing = sorted(ids - self._ids)
+            for i in range(0, len(missing), 2000):
+                chunk = missing[i : i + 2000]
+                rows = session.execute(
+                    text("SELECT id, embedding FROM registry_entries WHERE id IN :ids").bindparams(
+                        _expanding("ids")
+                    ),
+                    {"ids": chunk},
+                ).all()
+                self.add(((int(r[0]), from_blob(bytes(r[1]), self.ndim)) for r in rows), threads=2)
+            self.generation = max(self.generation, generation)
+        finally:
+            self._syncing.release()
+
+
+def _expanding(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)
