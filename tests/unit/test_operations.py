@@ -180,3 +180,55 @@ def test_reseal_moves_every_token_to_the_new_key(db: Database) -> None:
     assert rotated.open(row.refresh_token or "", aad) == "upstream-refresh"
     assert reseal_all(db, rotated).resealed == 0  # already on the primary key
     assert reseal_all(db, only_new).unreadable == 2  # reported, never deleted
+
+
+def test_request_id_kept_or_made_and_on_json_log_lines() -> None:
+    import asyncio
+    import logging
+
+    from athkit.core.tracing import JSONLogFormatter, RequestIdFilter
+    from athkit.web.request_id import RequestIdMiddleware
+
+    seen: list[str] = []
+    log = logging.getLogger("athkit.test.request_id")
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        record = log.makeRecord(log.name, logging.INFO, __file__, 1, "hello %s", ("x",), None)
+        RequestIdFilter().filter(record)
+        seen.append(JSONLogFormatter().format(record))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call(header: bytes | None) -> dict[bytes, bytes]:
+        sent: list[dict] = []  # type: ignore[type-arg]
+        headers = [(b"x-request-id", header)] if header else []
+        scope = {"type": "http", "method": "GET", "path": "/ath/x", "headers": headers}
+
+        async def receive():  # type: ignore[no-untyped-def]
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):  # type: ignore[no-untyped-def]
+            sent.append(message)
+
+        await RequestIdMiddleware(app)(scope, receive, send)
+        return dict(sent[0]["headers"])
+
+    kept = asyncio.run(call(b"nginx-0123456789abcdef"))
+    assert kept[b"x-request-id"] == b"nginx-0123456789abcdef"
+    line = json.loads(seen[-1])
+    assert line["request_id"] == "nginx-0123456789abcdef" and line["message"] == "hello x"
+    made = asyncio.run(call(b"bad id\r\nwith newline"))[b"x-request-id"]
+    assert made != b"bad id\r\nwith newline" and len(made) >= 16
+    assert json.loads(seen[-1])["request_id"] == made.decode()
+
+
+def test_gateway_and_registry_can_share_one_database(tmp_path: Path) -> None:
+    from athkit.registry.db import RegistryDatabase
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    core = Database(url)
+    OperatorAccounts(core).create("shared-op", "a long enough password")
+    registry = RegistryDatabase(url)  # its r0003 finds the operator tables and keeps them
+    assert OperatorAccounts(registry).store.get("shared-op") is not None
+    core.dispose()
+    registry.dispose()

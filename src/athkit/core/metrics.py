@@ -44,6 +44,14 @@ PROXY_REQUESTS = Counter(
 )
 
 
+RATE_LIMITED = Counter(
+    "athkit_rate_limited",
+    "Requests refused with 429 RATE_LIMITED, by limit bucket and per what (ip or agent).",
+    ["bucket", "per"],
+    registry=REGISTRY,
+)
+
+
 def exposition() -> bytes:
     """The metrics in the Prometheus text format."""
     return generate_latest(REGISTRY)

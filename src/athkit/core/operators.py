@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.clock import Clock, system_clock, to_datetime
+from athkit.core.metrics import RATE_LIMITED
 from athkit.core.secrets import hash_secret, new_secret
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.db import Database
@@ -56,6 +57,7 @@ def signin_allowed(rate: RateLimiter, keys: list[str], now: float) -> bool:
     allowed = True
     for key in keys:
         if not rate.hit(f"operator-signin:{key}", SIGNIN_LIMIT, SIGNIN_WINDOW, now).allowed:
+            RATE_LIMITED.labels("operator-signin", key.split(":", 1)[0]).inc()
             allowed = False
     return allowed
 

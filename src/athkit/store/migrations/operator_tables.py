@@ -1,4 +1,8 @@
-"""Operator tables, created by the core's migration 0005 and the registry's r0003 alike."""
+"""Operator tables, created by the core's migration 0005 and the registry's r0003 alike.
+
+A deployment may keep the gateway and the registry in one database: whichever migration runs
+second finds the tables there (same definition) and leaves them, so both share the accounts.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from alembic import op
 
 
 def create_operator_tables() -> None:
+    if sa.inspect(op.get_bind()).has_table("ath_operators"):
+        return
     op.create_table(
         "ath_operators",
         sa.Column("name", sa.String(length=128), nullable=False),
@@ -27,5 +33,6 @@ def create_operator_tables() -> None:
 
 
 def drop_operator_tables() -> None:
+    """Drops them (in a shared database this removes the accounts for both)."""
     op.drop_table("ath_operator_sessions")
     op.drop_table("ath_operators")
