@@ -175,6 +175,17 @@ class ATHAgent:
         self.vault.save_client(record)
         return record
 
+    def _refresh_status(self, record: ClientRecord) -> ClientRecord:
+        """Re-read a not-yet-approved registration (``GET /ath/agents/{client_id}``, §4)."""
+        with self._client(record.service) as client:
+            status = client.agent_status()
+        record.agent_status = status.agent_status.value
+        record.approved = {
+            p.provider_id: list(p.approved_scopes) for p in status.approved_providers
+        }
+        self.vault.save_client(record)
+        return record
+
     # -- Phase B: connect ---------------------------------------------------------------
 
     def connect(
@@ -199,6 +210,8 @@ class ATHAgent:
         record = self.vault.client(chosen.base_url) or self._register(
             chosen, list(dict.fromkeys([*wanted, *chosen.scopes]))
         )
+        if record.agent_status != "approved":
+            record = self._refresh_status(record)  # the operator may have decided since
         if record.agent_status != "approved":
             raise ATHError(
                 ErrorCode.AGENT_UNAPPROVED,
@@ -252,7 +265,10 @@ class ATHAgent:
             api_base=pending.api_base,
             client_id=client.client_id,
         )
+        replaced = self.vault.find_grant(grant.provider_id, service=grant.service, user=user)
         self.vault.save_grant(grant, user=user)
+        if replaced is not None and replaced.access_token != grant.access_token:
+            self._revoke_quietly(replaced)
         self.vault.drop_pending(pending.ath_session_id, user=user)
         return grant
 
@@ -324,6 +340,14 @@ class ATHAgent:
             except (TokenRevokedError, TokenExpiredError, TokenInvalidError):
                 self.vault.delete_grant(grant, user=user)
                 raise
+
+    def _revoke_quietly(self, grant: GrantRecord) -> None:
+        """Revoke a superseded token (one live token per user, service and provider)."""
+        try:
+            with self._client(grant.service) as client:
+                client.revoke(grant.access_token)
+        except (ATHError, ClientStateError):
+            pass  # it expires on its own; the vault no longer holds it
 
     def revoke(
         self, provider: str, *, service: str | None = None, user: str = DEFAULT_USER

@@ -26,6 +26,7 @@ from athkit.core.resources import ProtectedResource, ResourceRegistry
 from athkit.core.sessions import MIN_STATE_LENGTH, s256
 from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState, shared_state
+from athkit.core.token_cache import attach_token_cache
 from athkit.core.token_lifecycle import TokenLifecycle
 from athkit.core.user_grants import UserGrant, UserGrants
 from athkit.protocol.errors import ATHError
@@ -93,6 +94,7 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         self.resources = ResourceRegistry()
         self.register_resources()
         self.shared = shared_state(settings, self.store)
+        self.token_checks = attach_token_cache(settings, self.store, clock)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
             fetcher=self.fetcher,
@@ -121,6 +123,8 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             self.purge.stop()
         self.call_audit.close()
         self.fetcher.close()
+        if self.store.revocations is not None:
+            self.store.revocations.close()
         self.store.db.dispose()
 
     def register_resources(self) -> None:

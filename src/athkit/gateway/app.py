@@ -7,18 +7,20 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
 
 from athkit.core.handshake import HandshakePolicy
 from athkit.core.operators import OperatorAccounts
 from athkit.crypto.sealing import TokenSealer
 from athkit.gateway.admin import CONSOLE_PATH, build_admin_router
-from athkit.gateway.call_audit import observed_call
+from athkit.gateway.call_audit import ObservedProxy
 from athkit.gateway.config import ConfigError, GatewayConfig
+from athkit.gateway.forward_auth import MOUNT as FORWARD_AUTH
+from athkit.gateway.forward_auth import ForwardAuthEndpoint
 from athkit.gateway.live_providers import LiveProviders
-from athkit.gateway.proxy import proxy_request
+from athkit.gateway.proxy import ProxyEndpoint
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import CALLBACK_PATH, SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
@@ -34,8 +36,6 @@ from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from
 from athkit.web.request_id import RequestIdMiddleware
 from athkit.web.routes import build_router
 from athkit.web.security_headers import harden
-
-PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def sealer_from_env(config: GatewayConfig) -> TokenSealer:
@@ -66,20 +66,16 @@ def create_gateway_app(
         config.check_environment()
         service = GatewayService(config, sealer=sealer or sealer_from_env(config), store=store)
     svc = service
+    proxy = ProxyEndpoint(svc, timeout=config.gateway.upstream_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        timeout = httpx.Timeout(config.gateway.upstream_timeout, connect=5.0)
         live.start()
         try:
-            async with httpx.AsyncClient(
-                limits=limits, timeout=timeout, follow_redirects=False
-            ) as c:
-                app.state.upstream_http = c
-                yield
+            yield
         finally:
             live.stop()
+            await proxy.close()
             svc.close()
 
     # The service's per-call writer, with the gateway's sampling and queue size.
@@ -130,15 +126,12 @@ def create_gateway_app(
             svc.catalog().model_dump(), headers={"Cache-Control": "public, max-age=300"}
         )
 
-    @app.api_route("/ath/proxy/{provider_id}/{path:path}", methods=PROXY_METHODS)
-    async def proxy(provider_id: str, path: str, request: Request) -> Response:
-        return await observed_call(
-            svc,
-            writer,
-            request,
-            provider_id,
-            lambda: proxy_request(request, svc, app.state.upstream_http, provider_id, path),
-        )
+    # First in the routing table: the hot path should not scan the other routes.
+    app.router.routes.insert(0, Mount("/ath/proxy", app=ObservedProxy(proxy, svc, writer)))
+    if config.forward_auth is not None:
+        decider = ForwardAuthEndpoint(svc, config.forward_auth.secret())
+        app.router.routes.insert(0, Mount(FORWARD_AUTH, app=decider))
+        app.router.routes.insert(0, Route(FORWARD_AUTH, endpoint=decider))
 
     app.add_middleware(RequestIdMiddleware)
 

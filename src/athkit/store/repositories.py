@@ -6,14 +6,16 @@ racing requests can never both consume one session or one code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from athkit.store.db import Database, update_one
+from athkit.store.db import Database, announce_revocation, update_one
 from athkit.store.families import revoke_families
 from athkit.store.models import (
     AgentRow,
@@ -24,6 +26,7 @@ from athkit.store.models import (
     TokenRow,
     UpstreamTokenRow,
 )
+from athkit.store.revocation import Revocation, RevocationSink
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
 
@@ -37,6 +40,22 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @property
+    def revocations(self) -> RevocationSink | None:
+        """Told about every revocation (the node's token cache and its broadcast channel)."""
+        return self.db.revocations
+
+    @revocations.setter
+    def revocations(self, sink: RevocationSink | None) -> None:
+        self.db.revocations = sink
+
+    @contextmanager
+    def _revoking(self, revocation: Revocation) -> Iterator[Session]:
+        """One transaction that makes tokens invalid, announced to :attr:`revocations`."""
+        with self.db.transaction() as s:
+            announce_revocation(s, revocation)
+            yield s
 
     def _read_one(self, model: type[_Row], **equals: Any) -> _Row | None:
         """A read on a hot path: one Core SELECT, no ORM session and no commit (a detached row)."""
@@ -82,7 +101,7 @@ class Store:
         revoke_tokens: bool = False,
     ) -> bool:
         """Record an operator decision on an agent; optionally revoke all its tokens."""
-        with self.db.transaction() as s:
+        with self._revoking(Revocation(client_id=client_id)) as s:
             values: dict[str, Any] = {"status": status, "updated_at": now}
             if approved_providers is not None:
                 values["approved_providers"] = approved_providers
@@ -170,7 +189,16 @@ class Store:
         **changes: Any,
     ) -> bool:
         """Move a session to consented and (gateway) store the upstream tokens, atomically."""
-        with self.db.transaction() as s:
+        transaction = self.db.transaction()
+        if upstream is not None:  # a new upstream grant: cached copies of the old one go
+            transaction = self._revoking(
+                Revocation(
+                    client_id=upstream.client_id,
+                    user_id=upstream.user_id,
+                    provider_id=upstream.provider_id,
+                )
+            )
+        with transaction as s:
             if not update_one(
                 s,
                 update(SessionRow)
@@ -193,11 +221,16 @@ class Store:
         )
 
     def save_upstream_token(self, row: UpstreamTokenRow) -> None:
-        with self.db.transaction() as s:
+        """Store a (refreshed) upstream grant; cached copies of the old one are dropped."""
+        grant = Revocation(
+            client_id=row.client_id, user_id=row.user_id, provider_id=row.provider_id
+        )
+        with self._revoking(grant) as s:
             s.merge(row)
 
     def delete_upstream_token(self, client_id: str, user_id: str, provider_id: str) -> None:
-        with self.db.transaction() as s:
+        grant = Revocation(client_id=client_id, user_id=user_id, provider_id=provider_id)
+        with self._revoking(grant) as s:
             s.execute(
                 delete(UpstreamTokenRow).where(
                     UpstreamTokenRow.client_id == client_id,
@@ -243,7 +276,7 @@ class Store:
 
     def revoke_token(self, token_hash: str, client_id: str, now: datetime, audit: AuditRow) -> bool:
         """Revoke a token owned by ``client_id``; False when no such live token."""
-        with self.db.transaction() as s:
+        with self._revoking(Revocation(token_hashes=(token_hash,))) as s:
             won = update_one(
                 s,
                 update(TokenRow)
@@ -290,7 +323,7 @@ class Store:
     ) -> int:
         """The user's own channel (§8): revoke every live token of one agent for this user
         (at one provider, when given: a gateway user is an account at one provider)."""
-        with self.db.transaction() as s:
+        with self._revoking(Revocation(client_id=client_id, user_id=user_id)) as s:
             q = update(TokenRow).where(
                 TokenRow.user_id == user_id,
                 TokenRow.client_id == client_id,
@@ -300,11 +333,10 @@ class Store:
                 q = q.where(TokenRow.provider_id == provider_id)
             res = s.execute(q.values(revoked_at=now))
             count = int(res.rowcount)  # type: ignore[attr-defined]
-            count += revoke_families(
-                s,
-                [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id],
-                now,
-            )
+            family = [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id]
+            if provider_id is not None:
+                family.append(RefreshTokenRow.provider_id == provider_id)
+            count += revoke_families(s, family, now)
             if count:
                 s.add(audit)
             return count
