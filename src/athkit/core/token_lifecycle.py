@@ -20,6 +20,7 @@ from athkit.protocol.messages import (
 )
 from athkit.protocol.scopes import intersect_scopes
 from athkit.store.models import TokenRow
+from athkit.store.steps import protocol_step
 
 
 class TokenLifecycle(AuthorizationSessions):
@@ -27,6 +28,7 @@ class TokenLifecycle(AuthorizationSessions):
 
     # -- §6 token -------------------------------------------------------------------------
 
+    @protocol_step
     def exchange(self, req: TokenRequest) -> TokenResponse:
         now = self.clock()
         if req.grant_type != "authorization_code":

@@ -53,7 +53,7 @@ def audit_page(
     if before is not None:
         q = q.where(AuditRow.id < before)
     q = q.order_by(AuditRow.id.desc()).limit(max(1, min(limit, MAX_PAGE)))
-    with db.transaction() as s:
+    with db.read() as s:
         return s.scalars(q).all()
 
 

@@ -106,6 +106,13 @@ class Database:
         with outages_as_unavailable(), self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads only: never commits (its transaction is rolled back at the end),
+        so a protocol step's lookups cost no commit; the step's one write is its transaction."""
+        with outages_as_unavailable(), self._sessions() as session:
+            yield session
+
     #: Told about every revocation announced in a transaction (the node's token cache and
     #: its broadcast channel; see :func:`announce_revocation`).
     revocations: RevocationSink | None = None

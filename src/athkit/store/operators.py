@@ -70,11 +70,11 @@ class OperatorStore:
             return True
 
     def get(self, name: str) -> OperatorRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(OperatorRow, name)
 
     def all(self) -> Sequence[OperatorRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.scalars(select(OperatorRow).order_by(OperatorRow.name)).all()
 
     def add_session(self, row: OperatorSessionRow) -> None:
@@ -92,8 +92,8 @@ class OperatorStore:
                 OperatorRow.disabled.is_(False),
             )
         )
-        with self.db.engine.connect() as conn:
-            return conn.execute(q).scalar_one_or_none()
+        with self.db.read() as s:
+            return s.execute(q).scalar_one_or_none()
 
     def end_session(self, token_hash: str) -> None:
         with self.db.transaction() as s:

@@ -48,8 +48,8 @@ class ProviderVersionStore:
             return row.id
 
     def latest_id(self) -> int:
-        with self.db.engine.connect() as conn:
-            return int(conn.execute(select(func.max(ProviderVersionRow.id))).scalar() or 0)
+        with self.db.read() as s:
+            return int(s.execute(select(func.max(ProviderVersionRow.id))).scalar() or 0)
 
     def current(self) -> Sequence[ProviderVersionRow]:
         """The newest row of every provider ever changed at run time, oldest provider first."""
@@ -59,7 +59,7 @@ class ProviderVersionStore:
             .scalar_subquery()
         )
         q = select(ProviderVersionRow).where(ProviderVersionRow.id.in_(newest))
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.scalars(q.order_by(ProviderVersionRow.id)).all()
 
     def history(self, provider_id: str, limit: int = 50) -> Sequence[ProviderVersionRow]:
@@ -69,5 +69,5 @@ class ProviderVersionStore:
             .order_by(ProviderVersionRow.id.desc())
             .limit(limit)
         )
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.scalars(q).all()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.db import Database, announce_revocation, update_one
 from athkit.store.families import revoke_families
 from athkit.store.models import (
@@ -27,6 +28,7 @@ from athkit.store.models import (
     UpstreamTokenRow,
 )
 from athkit.store.revocation import Revocation, RevocationSink
+from athkit.store.steps import restore_pending_replay, take_pending_replay
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
 
@@ -67,24 +69,47 @@ class Store:
 
     # -- agents ---------------------------------------------------------------------------
 
-    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+    @contextmanager
+    def _step_transaction(self) -> Iterator[Session]:
+        """The one write of a protocol step, recording its attestation's jti too (steps.py)."""
+        rows = take_pending_replay()
         try:
             with self.db.transaction() as s:
+                now = datetime.now(UTC)
+                for r in rows:
+                    s.execute(
+                        delete(ReplayRow).where(ReplayRow.key == r.key, ReplayRow.expires_at < now)
+                    )
+                    s.add(r)
+                yield s
+        except BaseException as exc:
+            restore_pending_replay(rows)
+            if isinstance(exc, IntegrityError) and any(
+                self.replay_seen(r.key, datetime.now(UTC)) for r in rows
+            ):
+                raise ATHError(
+                    ErrorCode.INVALID_ATTESTATION, "attestation jti was already used (replay)"
+                ) from exc
+            raise
+
+    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+        try:
+            with self._step_transaction() as s:
                 s.add(row)
                 s.add(audit)
         except IntegrityError as exc:
             raise DuplicateError(row.agent_id) from exc
 
     def get_agent(self, client_id: str) -> AgentRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(AgentRow, client_id)
 
     def get_agent_by_agent_id(self, agent_id: str) -> AgentRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.scalars(select(AgentRow).where(AgentRow.agent_id == agent_id)).first()
 
     def list_agents(self, status: str | None = None) -> Sequence[AgentRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(AgentRow).order_by(AgentRow.created_at)
             if status:
                 q = q.where(AgentRow.status == status)
@@ -123,21 +148,21 @@ class Store:
     # -- sessions -------------------------------------------------------------------------
 
     def add_session(self, row: SessionRow, audit: AuditRow) -> None:
-        with self.db.transaction() as s:
+        with self._step_transaction() as s:
             s.add(row)
             s.add(audit)
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(SessionRow, session_id)
 
     def get_session_by_oauth_state(self, oauth_state: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(SessionRow).where(SessionRow.oauth_state == oauth_state)
             return s.scalars(q).first()
 
     def get_session_by_oauth_code(self, code_hash: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(SessionRow).where(SessionRow.oauth_code_hash == code_hash)
             return s.scalars(q).first()
 
@@ -242,7 +267,7 @@ class Store:
     def count_live_tokens(
         self, client_id: str, user_id: str, provider_id: str, now: datetime
     ) -> int:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(func.count()).where(
                 TokenRow.client_id == client_id,
                 TokenRow.user_id == user_id,
@@ -258,7 +283,7 @@ class Store:
         self, session_id: str, token: TokenRow, audit: AuditRow
     ) -> bool:
         """Consume a consented session and store its token, atomically (§6)."""
-        with self.db.transaction() as s:
+        with self._step_transaction() as s:
             if not update_one(
                 s,
                 update(SessionRow)
@@ -299,7 +324,7 @@ class Store:
     def live_tokens_for_user(
         self, user_id: str, now: datetime, provider_id: str | None = None
     ) -> Sequence[TokenRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = (
                 select(TokenRow)
                 .where(
@@ -353,6 +378,12 @@ class Store:
         except IntegrityError:
             return False
 
+    def replay_seen(self, key: str, now: datetime) -> bool:
+        """Is ``key`` recorded and unexpired? (a read: no commit)"""
+        with self.db.read() as s:
+            q = select(ReplayRow.key).where(ReplayRow.key == key, ReplayRow.expires_at >= now)
+            return s.scalars(q).first() is not None
+
     def purge_expired(self, now: datetime) -> int:
         with self.db.transaction() as s:
             res = s.execute(delete(ReplayRow).where(ReplayRow.expires_at < now))
@@ -370,7 +401,7 @@ class Store:
             s.add_all(rows)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
             if agent_id:
                 q = q.where(AuditRow.agent_id == agent_id)
