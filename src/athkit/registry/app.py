@@ -31,6 +31,7 @@ from athkit.web.body import read_json
 from athkit.web.console import csrf_header_ok
 from athkit.web.errors import install_error_handlers
 from athkit.web.health import build_health_router
+from athkit.web.openapi import json_body
 from athkit.web.operator_auth import OperatorSessions
 from athkit.web.ratelimit import RateLimits, Rule, install_rate_limits
 from athkit.web.security_headers import harden
@@ -162,7 +163,7 @@ def create_registry_app(
         result = await run_in_worker(svc.search, intent, limit, mode)
         return JSONResponse(result.to_dict(), headers=NO_STORE)
 
-    @app.post("/api/listings")
+    @app.post("/api/listings", openapi_extra=json_body(SubmitRequest))
     async def submit(request: Request) -> Response:
         req = await read_json(request, SubmitRequest, MAX_BODY)
         listing, listed = await run_in_worker(svc.submit, req.url, req.description, req.categories)
@@ -220,7 +221,7 @@ def create_registry_app(
             headers=NO_STORE,
         )
 
-    @app.post("/api/admin/listings")
+    @app.post("/api/admin/listings", openapi_extra=json_body(SubmitRequest))
     async def admin_add(request: Request) -> Response:
         """List an origin without ownership proof (``verified`` stays false)."""
         await require_admin(request)
