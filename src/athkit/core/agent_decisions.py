@@ -101,6 +101,7 @@ def decide(
         approved_providers=approvals,
         now=to_datetime(now),
         revoke_tokens=status != "approved",
+        reason=reason,
         audit=audit_row(
             now,
             _EVENT[decision],

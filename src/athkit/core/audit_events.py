@@ -16,7 +16,7 @@ The guidance ("Audit logging", ATH tutorials/security) names what an implementor
 
 athkit adds names for decisions the guidance has no word for (operator actions, consent,
 upstream token upkeep, sign-ins, handshake steps). Rows written before these names existed
-were rewritten by migration 0005; :func:`canonical` maps any old name still used in code.
+were rewritten by migration 0006; :func:`canonical` maps any old name still used in code.
 """
 
 from __future__ import annotations

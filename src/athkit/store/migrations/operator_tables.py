@@ -1,4 +1,4 @@
-"""Operator tables, created by the core's migration 0005 and the registry's r0003 alike.
+"""Operator tables, created by the core's migration 0006 and the registry's r0003 alike.
 
 A deployment may keep the gateway and the registry in one database: whichever migration runs
 second finds the tables there (same definition) and leaves them, so both share the accounts.

@@ -1,7 +1,7 @@
 """operator accounts and sessions, provider versions, audit event names of the ATH guidance
 
-Revision ID: 0005
-Revises: 0004_oauth
+Revision ID: 0006
+Revises: 0005_agent_decisions
 Create Date: 2026-12-01 09:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from athkit.store.migrations.operator_tables import create_operator_tables, drop_operator_tables
 
-revision = "0005"
-down_revision = "0004_oauth"
+revision = "0006"
+down_revision = "0005_agent_decisions"
 branch_labels = None
 depends_on = None
 
