@@ -488,3 +488,17 @@ def test_full_flow_on_postgresql(
         assert tokens[0].user_id == "alice" and tokens[0].revoked_at is None
     finally:
         pg.db.dispose()
+
+
+def test_url_options_survive_the_statement_timeout(pg_schema_url: str) -> None:
+    # The URL's own libpq options (here the test schema's search_path) must not be replaced by
+    # the statement timeout athkit adds: both apply.
+    database = Database(pg_schema_url)
+    try:
+        with database.engine.connect() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+            timeout = conn.execute(text("SHOW statement_timeout")).scalar()
+        assert schema and str(schema).startswith("athkit_store_")
+        assert timeout not in (None, "0")
+    finally:
+        database.dispose()
