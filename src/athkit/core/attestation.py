@@ -40,8 +40,8 @@ class UnknownKeyError(ValueError):
     """The attestation's ``kid`` names no key of the identity document."""
 
 
-def _key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
-    """The document's key the attestation names; never another one (no fallback).
+def key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
+    """The document's key a signed JWT (attestation, client assertion) names; never another.
 
     A JWK Set needs a ``kid`` that matches one of its keys (a set of one key may be used
     without a ``kid``). A single JWK that carries a ``kid`` must carry the one named; a JWK
@@ -145,13 +145,13 @@ class AttestationVerifier:
         self, token: str, doc: AgentIdentityDocument, kid: str | None, agent_id: str
     ) -> dict[str, Any]:
         try:
-            return verify_attestation_signature(token, _key_for(doc, kid))
+            return verify_attestation_signature(token, key_for(doc, kid))
         except ValueError as first:
             fresh = self.fetcher.refetch_after_mismatch(agent_id)
             if fresh is None:
                 raise _invalid(f"attestation signature is not valid ({first})") from first
             try:
-                return verify_attestation_signature(token, _key_for(fresh, kid))
+                return verify_attestation_signature(token, key_for(fresh, kid))
             except ValueError as exc:
                 raise _invalid(f"attestation signature is not valid ({exc})") from exc
 
