@@ -8,6 +8,7 @@ the base URL never comes from the request's Host header.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
@@ -67,6 +68,20 @@ def _finite_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: ``(endpoint, claimed agent id or None, the error)`` for every refused attestation.
+FailureHook = Callable[[str, str | None, ATHError], None]
+
+
+def _claimed_sub(token: str) -> str | None:
+    """The ``sub`` an attestation claims (unverified), bounded, for the audit row."""
+    try:
+        _, claims = decode_unverified(token)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    sub = claims.get("sub")
+    return sub[:2048] if isinstance(sub, str) else None
+
+
 class AttestationVerifier:
     """Verifies agent attestations for one service."""
 
@@ -79,7 +94,9 @@ class AttestationVerifier:
         clock: Clock,
         skew: int = 300,
         max_lifetime: int = 3600,
+        on_failure: FailureHook | None = None,
     ) -> None:
+        self.on_failure = on_failure
         self.base_url = base_url.rstrip("/")
         self.fetcher = fetcher
         self.replay = replay
@@ -91,6 +108,18 @@ class AttestationVerifier:
         return f"{self.base_url}/ath/token" if endpoint == "token" else self.base_url
 
     def verify(
+        self, token: str, *, endpoint: Endpoint, expected_agent_id: str | None = None
+    ) -> VerifiedAttestation:
+        """Verify one attestation; a failure is reported to ``on_failure`` (the audit log's
+        ``attestation_failed``) before it is raised."""
+        try:
+            return self._verify(token, endpoint=endpoint, expected_agent_id=expected_agent_id)
+        except ATHError as exc:
+            if self.on_failure is not None:
+                self.on_failure(endpoint, _claimed_sub(token), exc)
+            raise
+
+    def _verify(
         self, token: str, *, endpoint: Endpoint, expected_agent_id: str | None = None
     ) -> VerifiedAttestation:
         try:
