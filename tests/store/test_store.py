@@ -227,7 +227,7 @@ def test_transition_session_compare_and_set(db: Database) -> None:
     )
     got = store.get_session(sess.session_id)
     assert got is not None and got.status == "consented" and got.user_id == "alice"
-    assert [r.event for r in store.list_audit()] == ["consent", "authorize"]
+    assert [r.event for r in store.list_audit()] == ["consent_granted", "authorization_started"]
     assert not store.transition_session("no-such-session", "pending", status="consented")
     # a list of accepted statuses
     assert store.transition_session(sess.session_id, ["pending", "consented"], status="consumed")
