@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from athkit.store.errors import DatabaseUnreachableError, StoreUnavailableError, as_unavailable
+from athkit.store.watchdog import ConnectionWatchdog
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 _migrate_lock = threading.Lock()
@@ -78,7 +79,7 @@ class Database:
             if url in ("sqlite://", "sqlite:///:memory:"):
                 kwargs["poolclass"] = StaticPool
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=t.pool)
+            kwargs.update(pool_size=10, max_overflow=20, pool_timeout=t.pool)
             if url.startswith("postgresql"):
                 kwargs["connect_args"] = {
                     "connect_timeout": max(1, round(t.connect)),
@@ -87,6 +88,8 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:  # a server that stops answering: bound the client's wait too (and pre-ping)
+            ConnectionWatchdog(t.statement * 2 + t.connect).install(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             try:
