@@ -6,6 +6,7 @@ so a service starts on an empty SQLite file or PostgreSQL database with no manua
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,6 +86,7 @@ class Database:
                     "connect_timeout": max(1, round(t.connect)),
                     "options": f"-c statement_timeout={int(t.statement * 1000)}",
                 }
+        _hide_rows()
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -128,6 +130,20 @@ def outages_as_unavailable() -> Iterator[None]:
         if mapped is None or mapped is exc:
             raise
         raise mapped from exc
+
+
+class _NoRowLogs(logging.Filter):
+    """SQLAlchemy logs every result row at DEBUG; rows hold states, verifiers and sealed
+    tokens, so they never reach a log (statements do, without their parameters)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(("Row ", "Col ")))
+
+
+def _hide_rows() -> None:
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _NoRowLogs) for f in logger.filters):
+        logger.addFilter(_NoRowLogs())
 
 
 def update_one(session: Session, statement: Any) -> bool:
