@@ -116,10 +116,15 @@ def test_cli_session(
     assert len(httpx.get(f"{identity_url}/oauth/client-metadata.json").json()["jwks"]["keys"]) == 2
     code, output = athkit("agent", "whoami")
     assert "AES-256-GCM" in output and "ATHKIT_VAULT_KEY" in output and old_kid in output
+    [first] = default_vault().grants()
     user_at_browser(_pending_url)
     code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
                           "--scopes", "products:read", "--dev")
     assert code == 0 and "connected" in output, output
+    # one live token per user and provider: the superseded one was revoked at the shop
+    old = httpx.get(f"{shop.url}/api/products", headers={
+        "Authorization": f"Bearer {first.access_token}", "X-ATH-Agent-ID": first.agent_id})
+    assert old.status_code == 401 and old.json()["code"] == "TOKEN_REVOKED"
 
     code, output = athkit("agent", "revoke", "ath-shop", "--dev")
     assert code == 0 and "revoked" in output, output

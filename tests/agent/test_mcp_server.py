@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any
 
 import anyio
@@ -71,10 +72,20 @@ def test_mcp_stdio_session(
 ) -> None:
     answers: list[bool] = []
     asked: list[str] = []
+    links: list[str] = []
+    opens: list[bool] = []
+    users: list[threading.Thread] = []
 
     async def elicit(
         ctx: RequestContext[ClientSession, Any], params: ElicitRequestParams
     ) -> ElicitResult | ErrorData:
+        if getattr(params, "mode", "form") == "url":  # the consent link, shown to the user
+            links.append(params.url)  # type: ignore[union-attr]
+            if not opens.pop(0):
+                return ElicitResult(action="decline")
+            users.append(threading.Thread(target=approve, args=(params.url,)))  # type: ignore[union-attr]
+            users[-1].start()  # the user opens it in a browser and approves
+            return ElicitResult(action="accept")
         asked.append(params.message)
         allow = answers.pop(0)
         return ElicitResult(action="accept", content={"allow": allow})
@@ -105,18 +116,23 @@ def test_mcp_stdio_session(
             seen = await _call(session, "discover_provider", url=shop.url)
             assert seen["status"] == "ok" and "products:read" in seen["providers"][0]["scopes"]
 
+            # the consent link goes to the user (URL-mode elicitation); first they decline
+            opens.append(False)
             start = await _call(session, "connect_provider", service_url=shop.url,
                                 provider_id="ath-shop", scopes=["products:read", "cart:read"])
             assert start["status"] == "authorization_required", start
-            assert start["authorization_url"].startswith(shop.url)
+            assert start["authorization_url"].startswith(shop.url) and links
+            assert "did not open" in start["message"]
             assert len(asked) == 2  # the confirmed origin is remembered
             early = await _call(session, "call_api", provider_id="ath-shop", method="GET",
                                 path="/products")
             assert early["status"] == "not_connected"
-            assert await anyio.to_thread.run_sync(approve, start["authorization_url"]) == 200
+            opens.append(True)  # then they open it and approve: the call completes
             done = await _call(session, "connect_provider", service_url=shop.url,
                                provider_id="ath-shop", scopes=["products:read", "cart:read"])
             assert done["status"] == "ok" and done["scopes"] == ["products:read", "cart:read"]
+            assert links == [start["authorization_url"]] * 2
+            users[-1].join(10)
 
             grants = await _call(session, "list_grants")
             assert [g["provider_id"] for g in grants["grants"]] == ["ath-shop"]

@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from athkit.client.credentials import UserCredentialStore
 from athkit.client.errors import ATHError, error_from_response
 from athkit.crypto.credentials import confirmation_response, issue, user_request_proof
 from athkit.crypto.did import did_key_from_jwk
@@ -189,7 +188,7 @@ def grant(
         str | None,
         typer.Option(
             "--store-for",
-            help="Also keep it in the agent's user-credential store for this service URL.",
+            help="Also keep it in the agent's credential vault for this service URL.",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
@@ -218,7 +217,9 @@ def grant(
     else:
         print(text, end="")
     if store_for:
-        UserCredentialStore().add(store_for, signed)
+        from athkit.cli.agent_common import open_vault
+
+        open_vault(None).add_user_credential(store_for, signed)
 
 
 @user_app.command("confirm")

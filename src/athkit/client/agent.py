@@ -252,7 +252,10 @@ class ATHAgent:
             api_base=pending.api_base,
             client_id=client.client_id,
         )
+        replaced = self.vault.find_grant(grant.provider_id, service=grant.service, user=user)
         self.vault.save_grant(grant, user=user)
+        if replaced is not None and replaced.access_token != grant.access_token:
+            self._revoke_quietly(replaced)
         self.vault.drop_pending(pending.ath_session_id, user=user)
         return grant
 
@@ -324,6 +327,14 @@ class ATHAgent:
             except (TokenRevokedError, TokenExpiredError, TokenInvalidError):
                 self.vault.delete_grant(grant, user=user)
                 raise
+
+    def _revoke_quietly(self, grant: GrantRecord) -> None:
+        """Revoke a superseded token (one live token per user, service and provider)."""
+        try:
+            with self._client(grant.service) as client:
+                client.revoke(grant.access_token)
+        except (ATHError, ClientStateError):
+            pass  # it expires on its own; the vault no longer holds it
 
     def revoke(
         self, provider: str, *, service: str | None = None, user: str = DEFAULT_USER

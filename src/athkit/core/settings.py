@@ -124,6 +124,8 @@ class ATHSettings(BaseSettings):
     #: ``opaque`` (default, checked against the store) or ``jwt`` (RFC 9068, ES256, JWKS at
     #: ``/oauth/jwks.json``) for resource servers that verify locally.
     access_token_format: Literal["opaque", "jwt"] = "opaque"
+    #: Dynamic client registrations (RFC 7591) accepted per client IP address per minute.
+    registration_rate_limit: int = Field(30, ge=1)
     #: Resource servers allowed to call RFC 7662 introspection: ``{client_id: secret}``.
     introspection_clients: dict[str, str] = Field(default_factory=dict)
     #: Extra CA bundle (PEM file) trusted for outbound document fetches (identity documents,

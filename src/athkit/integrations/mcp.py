@@ -36,13 +36,13 @@ from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from starlette.authentication import AuthCredentials
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from athkit.core.resources import ProtectedResource
 from athkit.core.service import ATHService
 from athkit.core.tokens import TokenInfo
+from athkit.core.workers import run_in_worker
 from athkit.oauth.resource_metadata import bearer_challenge
 from athkit.protocol.errors import ATHError, ErrorCode
 
@@ -173,7 +173,7 @@ class MCPAuthGate:
             await self._refuse(send, 401, None, "authorization required", self._all_scopes())
             return
         try:
-            info: TokenInfo = await run_in_threadpool(
+            info: TokenInfo = await run_in_worker(
                 lambda: self.svc.validate(
                     token,
                     agent_header=headers.get("x-ath-agent-id"),

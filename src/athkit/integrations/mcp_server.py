@@ -5,13 +5,16 @@ stdio (Claude Desktop style clients) or streamable HTTP. The tools are exactly
 :data:`athkit.integrations.tools.TOOLS`: their JSON Schemas are the input schemas, their
 results the structured content. When a tool needs the user's confirmation to fetch a URL the
 model gave, the server asks the *user* through MCP elicitation (when the client supports it);
-the model never confirms anything itself. Blocking ATH calls run in worker threads.
+the model never confirms anything itself. A consent link goes to the user by URL-mode
+elicitation when the client supports it (then ``connect_provider`` returns once they decided),
+else back to the model to show. Blocking ATH calls run in worker threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +25,7 @@ import mcp.types as types
 from mcp.server.lowlevel import Server
 
 from athkit.client.vault import DEFAULT_USER
-from athkit.integrations.tools import TOOLS, ATHTools
+from athkit.integrations.tools import MAX_TOOL_WAIT, TOOLS, ATHTools
 
 SERVER_NAME = "athkit"
 INSTRUCTIONS = (
@@ -62,6 +65,30 @@ def _confirmer(ctx: Any) -> Any:
     return confirm
 
 
+async def _consent_by_url(ctx: Any, pending: dict[str, Any], wait: Any) -> dict[str, Any]:
+    """Hand the consent link to the *user* with URL-mode elicitation when the client can
+    (MCP 2025-11-25), then wait for their decision; else return ``pending`` for the model."""
+    params = ctx.session.client_params
+    caps = params.capabilities if params is not None else None
+    if caps is None or caps.elicitation is None or caps.elicitation.url is None:
+        return pending
+    elicitation_id = secrets.token_urlsafe(16)
+    answer = await ctx.session.elicit_url(
+        message=f"Open this page to let the assistant use {pending['provider_id']} for you "
+        f"({' '.join(pending['scopes'])}).",
+        url=pending["authorization_url"],
+        elicitation_id=elicitation_id,
+        related_request_id=ctx.request_id,
+    )
+    if answer.action != "accept":
+        return {**pending, "message": "The user did not open the consent page. Ask them "
+                "whether they want to connect; do not retry on your own."}
+    result: dict[str, Any] = await anyio.to_thread.run_sync(wait)
+    if result.get("status") == "ok":
+        await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
+    return result
+
+
 def create_server(tools: ATHTools, *, user: str = DEFAULT_USER) -> Server[Any, Any]:
     """An MCP server exposing :data:`TOOLS` for ``tools.agent`` acting for ``user``."""
     server: Server[Any, Any] = Server(SERVER_NAME, instructions=INSTRUCTIONS)
@@ -85,10 +112,15 @@ def create_server(tools: ATHTools, *, user: str = DEFAULT_USER) -> Server[Any, A
 
     @server.call_tool(validate_input=False)  # type: ignore[untyped-decorator]
     async def call_tool(name: str, arguments: dict[str, Any]) -> Any:
-        confirm = _confirmer(server.request_context)
+        ctx = server.request_context
+        confirm = _confirmer(ctx)
+        args = dict(arguments or {})
         result = await anyio.to_thread.run_sync(
-            lambda: tools.run(name, arguments or {}, user, confirm=confirm)
+            lambda: tools.run(name, args, user, confirm=confirm)
         )
+        if name == "connect_provider" and result.get("status") == "authorization_required":
+            result = await _consent_by_url(ctx, result, lambda: tools.run(
+                name, {**args, "wait_seconds": MAX_TOOL_WAIT}, user, confirm=confirm))
         text = [types.TextContent(type="text", text=json.dumps(result, indent=2))]
         if result.get("status") == "error":
             return types.CallToolResult(content=list(text), structuredContent=result,

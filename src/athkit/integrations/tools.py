@@ -21,9 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from athkit.client.agent import DEFAULT_WAIT, ATHAgent, NotConnected
 from athkit.client.discovery import Allowlist, origin_of, search_providers_tool
@@ -35,69 +33,23 @@ from athkit.client.vault import (
     RefreshFailed,
     VaultError,
 )
+from athkit.integrations.tool_args import (
+    MAX_TOOL_WAIT,
+    CallApiArgs,
+    ConnectProviderArgs,
+    DiscoverProviderArgs,
+    ListGrantsArgs,
+    RevokeArgs,
+    SearchProvidersArgs,
+    ToolArgs,
+)
 from athkit.protocol.errors import ATHError, ErrorCode, error_hint
 
-#: Longest a tool call itself waits for the user's consent (then it returns the URL again).
-MAX_TOOL_WAIT = 120
+__all__ = ["MAX_TOOL_WAIT", "TOOLS", "ATHTools", "ToolSpec", "run_for", "user_from",
+           "wait_for_authorization"]
+
 #: API response bodies handed to a model are cut to this many characters.
 MAX_BODY_CHARS = 20_000
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SearchProvidersArgs(_Args):
-    intent: str = Field(
-        min_length=1,
-        max_length=500,
-        description="What the user needs done, in plain words, e.g. 'buy running shoes'.",
-    )
-    limit: int = Field(5, ge=1, le=20, description="How many services to return.")
-
-
-class DiscoverProviderArgs(_Args):
-    url: str = Field(
-        min_length=1, max_length=2048, description="Base URL of an ATH service or gateway."
-    )
-
-
-class ConnectProviderArgs(_Args):
-    service_url: str = Field(
-        min_length=1, max_length=2048, description="Base URL of the ATH service or gateway."
-    )
-    provider_id: str | None = Field(
-        None, max_length=256, description="Provider id (needed when the service has several)."
-    )
-    scopes: list[str] | None = Field(
-        None, max_length=64, description="Scopes to ask the user for; default: all offered."
-    )
-    wait_seconds: int = Field(
-        0, ge=0, le=MAX_TOOL_WAIT, description="Seconds to wait here for the user's consent."
-    )
-
-
-class ListGrantsArgs(_Args):
-    pass
-
-
-class CallApiArgs(_Args):
-    provider_id: str = Field(min_length=1, max_length=256, description="Provider of a grant.")
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(description="HTTP method.")
-    path: str = Field(
-        min_length=1,
-        max_length=2048,
-        description="Path under the provider's API base, e.g. '/products' (no host).",
-    )
-    body: dict[str, Any] | list[Any] | None = Field(None, description="JSON request body.")
-    service_url: str | None = Field(
-        None, max_length=2048, description="Only if several services hold this provider."
-    )
-
-
-class RevokeArgs(_Args):
-    provider_id: str = Field(min_length=1, max_length=256, description="Provider to disconnect.")
-    service_url: str | None = Field(None, max_length=2048)
 
 
 @dataclass
@@ -169,13 +121,13 @@ class ATHTools:
 class ToolSpec:
     name: str
     description: str
-    args: type[_Args]
+    args: type[ToolArgs]
     behaviour: Callable[[ATHTools, Any, str], dict[str, Any]]
 
     def json_schema(self) -> dict[str, Any]:
         return self.args.model_json_schema()
 
-    def call(self, tools: ATHTools, args: _Args, user: str) -> dict[str, Any]:
+    def call(self, tools: ATHTools, args: ToolArgs, user: str) -> dict[str, Any]:
         try:
             return self.behaviour(tools, args, user)
         except ATHError as exc:

@@ -10,7 +10,7 @@ issues a one-time code (PKCE-bound) to ``/ath/callback``, which checks browser b
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -46,6 +46,16 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
             svc.bind_browser, session, request.cookies.get(cookie_name)
         )
         ctx = await run_in_worker(svc.consent_context, session)
+        headers = dict(PAGE_HEADERS)
+        redirect = session.user_redirect_uri
+        if redirect and redirect != svc.settings.callback_url:
+            # Browsers apply form-action to the redirects after the submit: allow the one
+            # registered redirect the decision ends at (an agent's or an OAuth client's).
+            parts = urlsplit(redirect)
+            origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+            headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+                "form-action 'self'", f"form-action 'self' {origin}"
+            )
         resp = templates.TemplateResponse(
             request,
             "consent.html",
@@ -56,7 +66,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 "app_name": svc.settings.app_name,
                 "provider_name": svc.provider_display_name(session.provider_id),
             },
-            headers=PAGE_HEADERS,
+            headers=headers,
         )
         resp.set_cookie(
             binding.cookie_name,

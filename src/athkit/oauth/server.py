@@ -14,6 +14,7 @@ from athkit.core.oauth_grants import AccessTokenMinter, opaque_minter
 from athkit.core.resources import ProtectedResource
 from athkit.oauth.authorize import authorization_request
 from athkit.oauth.clients import ClientDirectory
+from athkit.oauth.errors import OAuthError
 from athkit.oauth.introspection import introspection_request
 from athkit.oauth.metadata import authorization_server_metadata
 from athkit.oauth.registration import register_client
@@ -47,7 +48,19 @@ class OAuthServer:
     def resource_metadata(self, resource: ProtectedResource) -> dict[str, Any]:
         return protected_resource_metadata(resource, self.svc.settings.issuer)
 
-    def register(self, body: dict[str, Any]) -> dict[str, Any]:
+    def register(self, body: dict[str, Any], client_ip: str | None = None) -> dict[str, Any]:
+        """RFC 7591 registration; anonymous, so limited per client address."""
+        limit = self.svc.settings.registration_rate_limit
+        hit = self.svc.shared.rate.hit(
+            f"oauth-register:{client_ip or '-'}", limit, 60.0, self.svc.clock()
+        )
+        if not hit.allowed:
+            raise OAuthError(
+                "temporarily_unavailable",
+                "too many registrations from this address; retry later",
+                429,
+                headers={"Retry-After": str(max(1, int(hit.retry_after)))},
+            )
         return register_client(self.svc, body)
 
     def authorize(self, params: Mapping[str, str]) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from athkit.core.workers import run_in_worker
 from athkit.oauth.errors import OAuthError, from_ath
 from athkit.oauth.metadata import (
     AS_METADATA_PATH,
@@ -110,7 +110,8 @@ def build_oauth_router() -> APIRouter:
 
         async def run() -> Response:
             body = await read_json_object(request, server.svc.settings.max_body_bytes)
-            res = await run_in_threadpool(server.register, body)
+            ip = request.client.host if request.client else None
+            res = await run_in_worker(server.register, body, ip)
             return JSONResponse(res, status_code=201, headers=NO_STORE)
 
         return await _guarded(run)
@@ -126,7 +127,7 @@ def build_oauth_router() -> APIRouter:
         try:
             if repeated:
                 raise OAuthError("invalid_request", f"parameter {repeated[0]} is repeated")
-            target = await run_in_threadpool(server.authorize, params)
+            target = await run_in_worker(server.authorize, params)
         except (OAuthError, ATHError) as exc:
             err = exc if isinstance(exc, OAuthError) else from_ath(exc)
             return _authorize_error_page(request, err)
@@ -141,7 +142,7 @@ def build_oauth_router() -> APIRouter:
             async def run() -> Response:
                 form = await read_form(request, server.svc.settings.max_body_bytes)
                 auth = request.headers.get("authorization")
-                res = await run_in_threadpool(call, server, form, auth)
+                res = await run_in_worker(call, server, form, auth)
                 return JSONResponse({} if empty else res, headers=NO_STORE)
 
             return await _guarded(run)
