@@ -189,3 +189,27 @@ def test_readme_session_runs_as_printed(
         if server is not None:
             server.stop()
     assert default_vault().grants() == []  # revoked at the end
+
+
+def test_pending_registration_connects_once_the_operator_approved(
+    tmp_path, identity_url: str, user_at_browser: Callable[..., object]
+) -> None:  # type: ignore[no-untyped-def]
+    from athkit.core.policy import ApprovalPolicy
+    from tests.conftest import start_shop
+    from tests.integration.test_native_flow import service_of
+
+    shop = start_shop(tmp_path, policy=ApprovalPolicy(unknown_agents="pending"))
+    try:
+        code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
+                              "--scopes", "products:read", "--dev", "--no-wait")
+        assert code == 1 and "AGENT_UNAPPROVED" in output and "operator" in output
+        [record] = default_vault().clients()
+        assert record.agent_status == "pending"
+        assert service_of(shop).decide_agent(record.client_id, "approved")
+        user_at_browser(_pending_url)
+        code, output = athkit("agent", "connect", shop.url, "--provider", "ath-shop",
+                              "--scopes", "products:read", "--dev")
+        assert code == 0 and "connected" in output, output
+        assert default_vault().clients()[0].agent_status == "approved"
+    finally:
+        shop.server.stop()

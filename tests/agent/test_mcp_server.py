@@ -162,9 +162,15 @@ def test_mcp_streamable_http(published: Published, shop: Shop) -> None:
 
     from athkit.integrations.mcp_server import streamable_http_app
     from athkit.integrations.tools import ATHTools
+    from athkit.web.serving import free_port
 
     tools = ATHTools(published.agent, allow=[shop.url])
-    with BackgroundServer(streamable_http_app(tools, user="erin")) as server:
+    port = free_port()
+    app = streamable_http_app(tools, user="erin", allowed_hosts=[f"127.0.0.1:{port}"])
+    with BackgroundServer(app, port=port) as server:
+        # DNS-rebinding protection: a foreign Host header is refused
+        rebound = httpx.post(f"{server.url}/mcp/", headers={"Host": "evil.example"}, json={})
+        assert rebound.status_code in (403, 421), rebound.status_code
 
         async def run() -> None:
             async with streamable_http_client(f"{server.url}/mcp/") as (read, write, _), \

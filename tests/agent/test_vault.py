@@ -104,11 +104,19 @@ def test_tampered_vault_is_an_error_not_a_crash(agent_home: AgentHome) -> None:
 
 
 def test_no_key_anywhere_says_what_to_set(agent_home: AgentHome, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import keyring
+    from keyring.backends import fail
+
     monkeypatch.delenv(KEY_ENV)
-    assert usable_keyring() is None  # this machine has no Secret Service / keychain
-    with pytest.raises(VaultLockedError, match=f"{PASSPHRASE_ENV}.*{KEY_ENV}"):
-        _fill(default_vault())
-    assert not agent_home.vault_path.exists()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())  # as on a server with no Secret Service / keychain
+    try:
+        assert usable_keyring() is None
+        with pytest.raises(VaultLockedError, match=f"{PASSPHRASE_ENV}.*{KEY_ENV}"):
+            _fill(default_vault())
+        assert not agent_home.vault_path.exists()
+    finally:
+        keyring.set_keyring(previous)
 
 
 class _MemoryKeyring:

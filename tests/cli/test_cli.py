@@ -16,7 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from athkit.cli import demo as demo_module
+from athkit.cli.demo import native as demo_module
 from athkit.cli.main import app
 from athkit.client import ATHClient
 from athkit.core.policy import ApprovalPolicy

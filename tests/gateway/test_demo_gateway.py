@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from athkit.cli import demo as demo_module
+from athkit.cli.demo import gateway as demo_module
 from athkit.cli.main import app
 from athkit.demo import upstream
 
@@ -113,3 +113,48 @@ def test_package_ships_the_provider_files() -> None:
     for name in ("provider.js", "package.json", "package-lock.json"):
         assert (upstream.PACKAGE_DIR / name).is_file(), name
     assert not (upstream.PACKAGE_DIR / "node_modules").exists()  # installs go to the cache
+
+
+def test_demo_gateway_serve_keeps_the_stack_up_until_stopped(
+    _node_setup: str, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    from athkit.web.serving import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "athkit.cli", "demo", "--gateway", "--serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **WIDE, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)},
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 180
+    for line in proc.stdout:
+        seen.append(line)
+        if "Press Ctrl-C" in line or time.monotonic() > deadline:
+            break
+    try:
+        assert any("Press Ctrl-C" in line for line in seen), "".join(seen)
+        gw = f"http://127.0.0.1:{port}"
+        doc = httpx.get(f"{gw}/.well-known/ath.json", timeout=10).json()
+        assert [p["provider_id"] for p in doc["supported_providers"]] == ["mail"]
+        # The proxy is up and refuses a caller without a token, as a gateway must.
+        refused = httpx.get(f"{gw}/ath/proxy/mail/v1/me", timeout=10)
+        assert refused.status_code == 401 and refused.json()["code"]
+        assert list(tmp_path.glob("athkit-demo-*")), "data lives in a temp dir while it runs"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert list(tmp_path.glob("athkit-demo-*")) == []
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/.well-known/ath.json", timeout=2)
+
+
+def test_serve_needs_gateway() -> None:
+    result = CliRunner().invoke(app, ["demo", "--serve"], env=WIDE)
+    assert result.exit_code == 2 and "serve-shop" in result.output

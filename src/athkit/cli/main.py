@@ -106,6 +106,18 @@ def demo(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="With --gateway: keep the gateway, provider and Example Mail running for your "
+            "own agent (Ctrl-C stops them) instead of walking the steps.",
+        ),
+    ] = False,
+    port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--port", min=1, max=65535, help="With --serve: the gateway's port."),
+    ] = None,
     wait: Annotated[
         float,
         typer.Option("--wait", min=1, hidden=True, help="Seconds to wait for the person."),
@@ -120,19 +132,31 @@ def demo(
     if gateway and browser:
         err.print("[red]--browser is not available with --gateway yet[/]")
         raise typer.Exit(2)
+    if (serve or port) and not gateway:
+        err.print(
+            "[red]--serve/--port keep the gateway stack running (add --gateway); "
+            "for the native shop run `athkit serve-shop`[/]"
+        )
+        raise typer.Exit(2)
     if handshake and (gateway or browser):
         err.print("[red]--handshake runs on its own (the approval is done by the user's CLI)[/]")
         raise typer.Exit(2)
     if handshake:
         with server_extras("demo"):
-            from athkit.cli.demo_handshake import run_handshake_demo
+            from athkit.cli.demo.handshake import run_handshake_demo
 
             raise typer.Exit(run_handshake_demo(out, data_dir=data_dir, quiet=quiet))
     with server_extras("demo"):
         from athkit.cli.demo import DemoOptions, run_demo
 
     options = DemoOptions(
-        browser=browser, gateway=gateway, data_dir=data_dir, quiet=quiet, wait_seconds=wait
+        browser=browser,
+        gateway=gateway,
+        data_dir=data_dir,
+        quiet=quiet,
+        wait_seconds=wait,
+        serve=serve,
+        port=port,
     )
     code = run_demo(options, out)
     raise typer.Exit(code)

@@ -52,7 +52,14 @@ def serve_cmd(
     if transport is Transport.stdio:
         mcp_server.run_stdio(tools, user=user)
         return
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print("[red]the MCP server acts with the user's grants and has no login of its own: "
+                  "it listens on loopback only[/]")
+        raise typer.Exit(2)
     import uvicorn
 
-    err.print(f"MCP (streamable HTTP) at http://{host}:{port}/mcp")
-    uvicorn.run(mcp_server.streamable_http_app(tools, user=user), host=host, port=port)
+    hosts = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"]
+    err.print(f"MCP (streamable HTTP) at http://{host}:{port}/mcp/")
+    uvicorn.run(
+        mcp_server.streamable_http_app(tools, user=user, allowed_hosts=hosts), host=host, port=port
+    )

@@ -8,20 +8,42 @@ flows; tests drive them with canned responses.
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import secrets
 import warnings
-from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import parse_qs, quote, quote_plus, urlsplit
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 
+from athkit.client._wire import (
+    ACCEPT_JSON,
+    AGENT_STATUS_PATH,
+    AUTHORIZE_PATH,
+    DEFAULT_TIMEOUT,
+    GATEWAY_DISCOVERY_PATH,
+    PLACEHOLDER_CODE,
+    PROXY_PATH,
+    REGISTER_PATH,
+    REVOKE_PATH,
+    SERVICE_DISCOVERY_PATH,
+    TOKEN_PATH,
+    AuthorizationRequestResult,
+    Flow,
+    PreparedRequest,
+    RawResponse,
+    RedirectParams,
+    basic_authorization,
+    expect_status,
+    join_url,
+    json_body,
+    load_manual_config,
+    manual_base_url,
+    parse_model,
+    parse_redirect,
+    validated,
+)
 from athkit.client.errors import (
     ClientStateError,
     DraftVersionWarning,
@@ -50,134 +72,28 @@ from athkit.protocol.messages import (
 )
 from athkit.protocol.version import check_compatible
 
-DEFAULT_TIMEOUT = 10.0
-
-SERVICE_DISCOVERY_PATH = "/.well-known/ath-app.json"
-GATEWAY_DISCOVERY_PATH = "/.well-known/ath.json"
-REGISTER_PATH = "/ath/agents/register"
-AGENT_STATUS_PATH = "/ath/agents/{client_id}"
-AUTHORIZE_PATH = "/ath/authorize"
-TOKEN_PATH = "/ath/token"  # noqa: S105 - a URL path, not a secret
-REVOKE_PATH = "/ath/revoke"
-PROXY_PATH = "/ath/proxy/{provider_id}/{path}"
-
-#: ``code`` sent when the service's own ``/ath/callback`` finished the flow (§6).
-PLACEHOLDER_CODE = "ath_callback"
-
-_M = TypeVar("_M", bound=BaseModel)
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    """An HTTP request to send, as plain data."""
-
-    method: str
-    url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    json: Any = None
-    params: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class RawResponse:
-    """An HTTP response received, as plain data."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class AuthorizationRequestResult:
-    """What ``authorize`` returns: send the user to ``authorization_url`` (§5)."""
-
-    authorization_url: str
-    ath_session_id: str
-    state: str
-
-
-@dataclass(frozen=True)
-class RedirectParams:
-    """Query parameters of the redirect to the agent's ``user_redirect_uri`` (§5)."""
-
-    code: str | None
-    state: str | None
-    error: str | None
-    error_description: str | None
-
-
-#: A flow: yields requests, is sent responses, returns the typed result.
-Flow = Generator[PreparedRequest, RawResponse, _T]
-
-
-def basic_authorization(client_id: str, client_secret: str) -> str:
-    """``Authorization: Basic`` value, each part form-urlencoded first (RFC 6749 §2.3.1)."""
-    raw = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
-def parse_redirect(url: str) -> RedirectParams:
-    """Extract ``code``, ``state`` and ``error`` from a ``user_redirect_uri`` redirect (§5)."""
-    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-    def one(name: str) -> str | None:
-        values = query.get(name)
-        return values[0] if values else None
-
-    return RedirectParams(one("code"), one("state"), one("error"), one("error_description"))
-
-
-def manual_base_url(config: ManualServiceConfig) -> str:
-    """The ATH base URL of a manually configured service (§2 manual mode).
-
-    The manual document names no base URL, so it is derived from ``oauth.token_url`` by
-    removing its trailing ``/ath/token`` path; any other token URL is refused.
-    """
-    token_url = config.oauth.token_url.rstrip("/")
-    if not token_url.endswith(TOKEN_PATH):
-        raise ValueError(f"manual config token_url must end with {TOKEN_PATH!r}: {token_url!r}")
-    return token_url[: -len(TOKEN_PATH)]
-
-
-def load_manual_config(config: Mapping[str, Any] | str | Path) -> ManualServiceConfig:
-    """Read a §2 manual config from a mapping or a JSON file path."""
-    data: Any = config
-    if isinstance(config, (str, Path)):
-        data = json.loads(Path(config).read_text(encoding="utf-8"))
-    return ManualServiceConfig.model_validate(data)
-
-
-def _json(response: RawResponse) -> Any:
-    try:
-        return json.loads(response.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolViolation(
-            "response body is not JSON", {"http_status": response.status}, status=response.status
-        ) from exc
-
-
-def _expect(response: RawResponse, ok: Iterable[int]) -> None:
-    """Raise the typed ATH error unless the status is one of ``ok`` (§9)."""
-    if response.status not in tuple(ok):
-        raise error_from_response(response.status, response.body)
-
-
-def _model(model: type[_M], data: Any, status: int) -> _M:
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        problems = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:5]
-        ]
-        raise ProtocolViolation(
-            f"invalid {model.__name__} from service", {"errors": problems}, status=status
-        ) from exc
-
-
-def _parse(response: RawResponse, model: type[_M], ok: Iterable[int] = (200,)) -> _M:
-    _expect(response, ok)
-    return _model(model, _json(response), response.status)
+__all__ = [
+    "AGENT_STATUS_PATH",
+    "AUTHORIZE_PATH",
+    "DEFAULT_TIMEOUT",
+    "GATEWAY_DISCOVERY_PATH",
+    "PLACEHOLDER_CODE",
+    "PROXY_PATH",
+    "REGISTER_PATH",
+    "REVOKE_PATH",
+    "SERVICE_DISCOVERY_PATH",
+    "TOKEN_PATH",
+    "AuthorizationRequestResult",
+    "ClientCore",
+    "Flow",
+    "PreparedRequest",
+    "RawResponse",
+    "RedirectParams",
+    "basic_authorization",
+    "load_manual_config",
+    "manual_base_url",
+    "parse_redirect",
+]
 
 
 class ClientCore:
@@ -264,14 +180,14 @@ class ClientCore:
     # -- discovery (§2) -----------------------------------------------------------------
 
     def build_discover(self) -> PreparedRequest:
-        return PreparedRequest("GET", self.base_url + SERVICE_DISCOVERY_PATH, _ACCEPT_JSON)
+        return PreparedRequest("GET", self.base_url + SERVICE_DISCOVERY_PATH, ACCEPT_JSON)
 
     def parse_discover(self, response: RawResponse) -> ServiceDiscoveryDocument:
         """Check ``ath_version`` before anything else, then validate and cache (§2)."""
-        _expect(response, (200,))
-        data = _json(response)
+        expect_status(response, (200,))
+        data = json_body(response)
         self.check_version(data)
-        doc = _model(ServiceDiscoveryDocument, data, response.status)
+        doc = validated(ServiceDiscoveryDocument, data, response.status)
         self.discovery = doc
         self.api_base = doc.api_base.rstrip("/")
         return doc
@@ -280,13 +196,13 @@ class ClientCore:
         return self.parse_discover((yield self.build_discover()))
 
     def build_discover_gateway(self) -> PreparedRequest:
-        return PreparedRequest("GET", self.base_url + GATEWAY_DISCOVERY_PATH, _ACCEPT_JSON)
+        return PreparedRequest("GET", self.base_url + GATEWAY_DISCOVERY_PATH, ACCEPT_JSON)
 
     def parse_discover_gateway(self, response: RawResponse) -> GatewayDiscoveryDocument:
-        _expect(response, (200,))
-        data = _json(response)
+        expect_status(response, (200,))
+        data = json_body(response)
         self.check_version(data)
-        return _model(GatewayDiscoveryDocument, data, response.status)
+        return validated(GatewayDiscoveryDocument, data, response.status)
 
     def discover_gateway_flow(self) -> Flow[GatewayDiscoveryDocument]:
         return self.parse_discover_gateway((yield self.build_discover_gateway()))
@@ -334,7 +250,7 @@ class ClientCore:
 
     def parse_register(self, response: RawResponse) -> RegisterResponse:
         """Accept 201 (or 200) and keep the issued credentials."""
-        result = _parse(response, RegisterResponse, ok=(200, 201))
+        result = parse_model(response, RegisterResponse, ok=(200, 201))
         self.set_credentials(result.client_id, result.client_secret)
         return result
 
@@ -352,11 +268,11 @@ class ClientCore:
         """``GET /ath/agents/{client_id}``, authenticated with HTTP Basic (§4)."""
         client_id, client_secret = self._secrets()
         url = self.base_url + AGENT_STATUS_PATH.format(client_id=quote(client_id, safe=""))
-        headers = {**_ACCEPT_JSON, "Authorization": basic_authorization(client_id, client_secret)}
+        headers = {**ACCEPT_JSON, "Authorization": basic_authorization(client_id, client_secret)}
         return PreparedRequest("GET", url, headers)
 
     def parse_agent_status(self, response: RawResponse) -> AgentStatusResponse:
-        return _parse(response, AgentStatusResponse)
+        return parse_model(response, AgentStatusResponse)
 
     def agent_status_flow(self) -> Flow[AgentStatusResponse]:
         return self.parse_agent_status((yield self.build_agent_status()))
@@ -388,7 +304,7 @@ class ClientCore:
 
     def parse_authorize(self, response: RawResponse, state: str) -> AuthorizationRequestResult:
         """Remember ``state`` for the returned session so the redirect can be checked."""
-        result = _parse(response, AuthorizeResponse, ok=(200, 201))
+        result = parse_model(response, AuthorizeResponse, ok=(200, 201))
         self._pending[result.ath_session_id] = state
         return AuthorizationRequestResult(result.authorization_url, result.ath_session_id, state)
 
@@ -440,7 +356,7 @@ class ClientCore:
         return self._post(TOKEN_PATH, body)
 
     def parse_token(self, response: RawResponse, ath_session_id: str) -> TokenResponse:
-        result = _parse(response, TokenResponse)
+        result = parse_model(response, TokenResponse)
         self._pending.pop(ath_session_id, None)
         self.set_token(result.access_token, result.provider_id)
         return result
@@ -464,7 +380,7 @@ class ClientCore:
 
     def parse_revoke(self, response: RawResponse, token: str) -> None:
         """200 whether or not the token existed (RFC 7009); forget it locally."""
-        _expect(response, (200, 204))
+        expect_status(response, (200, 204))
         self._forget(token)
 
     def revoke_flow(self, token: str | None = None) -> Flow[None]:
@@ -477,12 +393,12 @@ class ClientCore:
         """``{api_base}{path}``; ``path`` must be relative so the token stays on this service."""
         if self.api_base is None:
             raise ClientStateError("api_base unknown: call discover() or use a manual config")
-        return _join(self.api_base, path)
+        return join_url(self.api_base, path)
 
     def proxy_url(self, provider_id: str, path: str) -> str:
         """``{base}/ath/proxy/{provider_id}/{path}`` (gateway shape, §7)."""
         proxy = PROXY_PATH.format(provider_id=quote(provider_id, safe=""), path="")
-        return _join(self.base_url + proxy, path)
+        return join_url(self.base_url + proxy, path)
 
     def build_api_request(
         self,
@@ -512,13 +428,4 @@ class ClientCore:
 
     def _post(self, path: str, body: BaseModel) -> PreparedRequest:
         payload = body.model_dump(mode="json", exclude_none=True)
-        return PreparedRequest("POST", self.base_url + path, _ACCEPT_JSON, payload)
-
-
-_ACCEPT_JSON: Mapping[str, str] = {"Accept": "application/json"}
-
-
-def _join(base: str, path: str) -> str:
-    if urlsplit(path).scheme in ("http", "https") or path.startswith("//"):
-        raise ValueError(f"path must be relative to the service, got {path!r}")
-    return base.rstrip("/") + "/" + path.lstrip("/")
+        return PreparedRequest("POST", self.base_url + path, ACCEPT_JSON, payload)

@@ -175,6 +175,17 @@ class ATHAgent:
         self.vault.save_client(record)
         return record
 
+    def _refresh_status(self, record: ClientRecord) -> ClientRecord:
+        """Re-read a not-yet-approved registration (``GET /ath/agents/{client_id}``, §4)."""
+        with self._client(record.service) as client:
+            status = client.agent_status()
+        record.agent_status = status.agent_status.value
+        record.approved = {
+            p.provider_id: list(p.approved_scopes) for p in status.approved_providers
+        }
+        self.vault.save_client(record)
+        return record
+
     # -- Phase B: connect ---------------------------------------------------------------
 
     def connect(
@@ -199,6 +210,8 @@ class ATHAgent:
         record = self.vault.client(chosen.base_url) or self._register(
             chosen, list(dict.fromkeys([*wanted, *chosen.scopes]))
         )
+        if record.agent_status != "approved":
+            record = self._refresh_status(record)  # the operator may have decided since
         if record.agent_status != "approved":
             raise ATHError(
                 ErrorCode.AGENT_UNAPPROVED,

@@ -1,96 +1,46 @@
 """Typed client exceptions, one class per ATH error code (PROTOCOL.md §9).
 
+The classes come from the protocol's one error table, :class:`~athkit.protocol.errors.ErrorCode`:
+each code ``SOME_CODE`` has the class ``SomeCodeError`` (:func:`class_name`), registered in
+:data:`ERROR_CLASSES` as it is declared. The one-line declarations below only give type checkers
+and readers the names; a name that does not follow the table is refused at import, and a code
+added to the table without a declaration still gets its class (made at import, reachable through
+:data:`ERROR_CLASSES` and as a module attribute).
+
 Every class is an :class:`~athkit.protocol.errors.ATHError`, so ``except ATHError`` still catches
-everything the service can answer. :data:`ERROR_CLASSES` is the one table from a wire code to its
-class; :func:`error_from_response` turns an error response into the matching exception.
+everything the service can answer. :func:`error_from_response` turns an error response into the
+matching exception.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar
+from typing import Any
 
-from athkit.protocol.errors import ATHError, ErrorCode
-
-__all__ = [
-    "ATHError",
-    "AdminUnauthorizedError",
-    "AgentAlreadyRegisteredError",
-    "AgentIdentityMismatchError",
-    "AgentNotRegisteredError",
-    "AgentUnapprovedError",
-    "ClientStateError",
-    "ConfirmationTimeoutError",
-    "CredentialAgentMismatchError",
-    "CredentialExpiredError",
-    "CredentialInvalidError",
-    "CredentialScopeExceededError",
-    "DiscoveryDocumentInvalidError",
-    "DraftVersionWarning",
-    "ERROR_CLASSES",
-    "EncryptionErrorError",
-    "HandshakeExpiredError",
-    "HandshakeNotFoundError",
-    "HandshakeOutOfOrderError",
-    "HandshakeStaleError",
-    "INVALID_RESPONSE",
-    "IdentityFetchFailedError",
-    "InternalError",
-    "InvalidAttestationError",
-    "InvalidClientError",
-    "InvalidCodeError",
-    "InvalidRequestError",
-    "InvalidSignatureError",
-    "IpNotAllowedError",
-    "LoginRequiredError",
-    "InvalidTargetError",
-    "MessageReplayedError",
-    "MethodNotAllowedError",
-    "NonceReplayedError",
-    "NotFoundError",
-    "OAuthError",
-    "OperatorOnlyError",
-    "OutsideAccessTimeError",
-    "OwnershipNotProvenError",
-    "PayloadTooLargeError",
-    "ProtocolViolation",
-    "ProviderMismatchError",
-    "ProviderNotApprovedError",
-    "RateLimitedError",
-    "ReauthorizationRequiredError",
-    "RedirectUriMismatchError",
-    "RequestValidationError",
-    "RouteNotMappedError",
-    "ScopeInsufficientError",
-    "ScopeNotApprovedError",
-    "ServiceUnavailableError",
-    "ServiceUnreachableError",
-    "SessionAlreadyUsedError",
-    "SessionExpiredError",
-    "SessionKeyExpiredError",
-    "SessionNotFoundError",
-    "SessionNotReadyError",
-    "StateMismatchError",
-    "TokenExpiredError",
-    "TokenInvalidError",
-    "TokenRevokedError",
-    "UnsupportedGrantTypeError",
-    "UnsupportedMediaTypeError",
-    "UnsupportedVersionError",
-    "UpstreamUnavailableError",
-    "UrlNotAllowedError",
-    "UserDeniedError",
-    "error_from_response",
-    "parse_error_body",
-    "typed_error",
-]
+from athkit.protocol.errors import ATHError as ATHError
+from athkit.protocol.errors import ErrorCode
 
 #: Client-side code for a response that is not what ATH says it should be.
 INVALID_RESPONSE = "INVALID_RESPONSE"
 
 #: Shape of an ATH error code on the wire (``UPPER_SNAKE``).
 _CODE_SHAPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+#: Codes whose class name is not the plain ``CamelCase + "Error"`` of the code.
+_NAME_EXCEPTIONS = {
+    ErrorCode.OAUTH_ERROR: "OAuthError",
+    ErrorCode.INTERNAL_ERROR: "InternalError",
+    # not ``ValidationError``, so it is not confused with pydantic's
+    ErrorCode.VALIDATION_ERROR: "RequestValidationError",
+}
+
+
+def class_name(code: ErrorCode) -> str:
+    """The exception class name of an ATH code: ``TOKEN_REVOKED`` -> ``TokenRevokedError``."""
+    if code in _NAME_EXCEPTIONS:
+        return _NAME_EXCEPTIONS[code]
+    return "".join(part.capitalize() for part in code.value.split("_")) + "Error"
 
 
 class DraftVersionWarning(UserWarning):
@@ -101,10 +51,30 @@ class ClientStateError(RuntimeError):
     """The client was used out of order (e.g. a token call before registering). A caller bug."""
 
 
+ERROR_CLASSES: dict[str, type[_CodedError]] = {}
+"""The one table from a wire code to its exception class, filled as the classes are declared."""
+
+
 class _CodedError(ATHError):
-    """Base of the per-code classes: the code is a class attribute, not an argument."""
+    """Base of the per-code classes: the code is a class attribute, not an argument.
+
+    ``class X(_CodedError, code=...)`` registers ``X`` for that wire code; a subclass without
+    ``code=`` (a client-side refinement) is not registered.
+    """
 
     code: ErrorCode | str
+
+    def __init_subclass__(cls, *, code: ErrorCode | str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is None:
+            return
+        wire = code.value if isinstance(code, ErrorCode) else code
+        if isinstance(code, ErrorCode) and cls.__name__ != class_name(code):
+            raise TypeError(f"{wire} must be declared as {class_name(code)}, not {cls.__name__}")
+        if wire in ERROR_CLASSES:
+            raise TypeError(f"duplicate error class for {wire}")
+        cls.code = code
+        ERROR_CLASSES[wire] = cls
 
     def __init__(
         self, message: str = "", details: dict[str, Any] | None = None, *, status: int | None = None
@@ -114,353 +84,225 @@ class _CodedError(ATHError):
         super().__init__(code, message or text, details, status=status)
 
 
-ERROR_CLASSES: dict[str, type[_CodedError]] = {}
-"""The one table: wire code -> exception class. Filled by :func:`_registered` below."""
-
-_E = TypeVar("_E", bound=type[_CodedError])
-
-
-def _registered(cls: _E) -> _E:
-    code = cls.code.value if isinstance(cls.code, ErrorCode) else cls.code
-    if code in ERROR_CLASSES:  # pragma: no cover - guards against a copy-paste slip
-        raise RuntimeError(f"duplicate error class for {code}")
-    ERROR_CLASSES[code] = cls
-    return cls
-
-
 # -- §9 codes -------------------------------------------------------------------------------
 
 
-@_registered
-class InvalidAttestationError(_CodedError):
-    code = ErrorCode.INVALID_ATTESTATION
+class InvalidAttestationError(_CodedError, code=ErrorCode.INVALID_ATTESTATION): ...
 
 
-@_registered
-class AgentNotRegisteredError(_CodedError):
-    code = ErrorCode.AGENT_NOT_REGISTERED
+class AgentNotRegisteredError(_CodedError, code=ErrorCode.AGENT_NOT_REGISTERED): ...
 
 
-@_registered
-class AgentUnapprovedError(_CodedError):
-    code = ErrorCode.AGENT_UNAPPROVED
+class AgentUnapprovedError(_CodedError, code=ErrorCode.AGENT_UNAPPROVED): ...
 
 
-@_registered
-class ProviderNotApprovedError(_CodedError):
-    code = ErrorCode.PROVIDER_NOT_APPROVED
+class ProviderNotApprovedError(_CodedError, code=ErrorCode.PROVIDER_NOT_APPROVED): ...
 
 
-@_registered
-class ScopeNotApprovedError(_CodedError):
-    code = ErrorCode.SCOPE_NOT_APPROVED
+class ScopeNotApprovedError(_CodedError, code=ErrorCode.SCOPE_NOT_APPROVED): ...
 
 
-@_registered
-class SessionNotFoundError(_CodedError):
-    code = ErrorCode.SESSION_NOT_FOUND
+class SessionNotFoundError(_CodedError, code=ErrorCode.SESSION_NOT_FOUND): ...
 
 
-@_registered
-class SessionExpiredError(_CodedError):
-    code = ErrorCode.SESSION_EXPIRED
+class SessionExpiredError(_CodedError, code=ErrorCode.SESSION_EXPIRED): ...
 
 
-@_registered
-class StateMismatchError(_CodedError):
+class StateMismatchError(_CodedError, code=ErrorCode.STATE_MISMATCH):
     """Also raised locally when a redirect's ``state`` differs from the one sent (§5, §11)."""
 
-    code = ErrorCode.STATE_MISMATCH
+
+class TokenInvalidError(_CodedError, code=ErrorCode.TOKEN_INVALID): ...
 
 
-@_registered
-class TokenInvalidError(_CodedError):
-    code = ErrorCode.TOKEN_INVALID
+class TokenExpiredError(_CodedError, code=ErrorCode.TOKEN_EXPIRED): ...
 
 
-@_registered
-class TokenExpiredError(_CodedError):
-    code = ErrorCode.TOKEN_EXPIRED
+class TokenRevokedError(_CodedError, code=ErrorCode.TOKEN_REVOKED): ...
 
 
-@_registered
-class TokenRevokedError(_CodedError):
-    code = ErrorCode.TOKEN_REVOKED
+class AgentIdentityMismatchError(_CodedError, code=ErrorCode.AGENT_IDENTITY_MISMATCH): ...
 
 
-@_registered
-class AgentIdentityMismatchError(_CodedError):
-    code = ErrorCode.AGENT_IDENTITY_MISMATCH
+class ProviderMismatchError(_CodedError, code=ErrorCode.PROVIDER_MISMATCH): ...
 
 
-@_registered
-class ProviderMismatchError(_CodedError):
-    code = ErrorCode.PROVIDER_MISMATCH
+class UserDeniedError(_CodedError, code=ErrorCode.USER_DENIED): ...
 
 
-@_registered
-class UserDeniedError(_CodedError):
-    code = ErrorCode.USER_DENIED
+class OAuthError(_CodedError, code=ErrorCode.OAUTH_ERROR): ...
 
 
-@_registered
-class OAuthError(_CodedError):
-    code = ErrorCode.OAUTH_ERROR
+class InternalError(_CodedError, code=ErrorCode.INTERNAL_ERROR): ...
 
 
-@_registered
-class InternalError(_CodedError):
-    code = ErrorCode.INTERNAL_ERROR
+# -- athkit additions (PROTOCOL-NOTES.md) ---------------------------------------------------
 
 
-# -- athkit additions (protocol/errors.py) --------------------------------------------------
+class InvalidClientError(_CodedError, code=ErrorCode.INVALID_CLIENT): ...
 
 
-@_registered
-class InvalidClientError(_CodedError):
-    code = ErrorCode.INVALID_CLIENT
+class AgentAlreadyRegisteredError(_CodedError, code=ErrorCode.AGENT_ALREADY_REGISTERED): ...
 
 
-@_registered
-class AgentAlreadyRegisteredError(_CodedError):
-    code = ErrorCode.AGENT_ALREADY_REGISTERED
+class RedirectUriMismatchError(_CodedError, code=ErrorCode.REDIRECT_URI_MISMATCH): ...
 
 
-@_registered
-class RedirectUriMismatchError(_CodedError):
-    code = ErrorCode.REDIRECT_URI_MISMATCH
+class InvalidRequestError(_CodedError, code=ErrorCode.INVALID_REQUEST): ...
 
 
-@_registered
-class InvalidRequestError(_CodedError):
-    code = ErrorCode.INVALID_REQUEST
-
-
-@_registered
-class RequestValidationError(_CodedError):
+class RequestValidationError(_CodedError, code=ErrorCode.VALIDATION_ERROR):
     """``VALIDATION_ERROR`` (named so it is not confused with pydantic's ``ValidationError``)."""
 
-    code = ErrorCode.VALIDATION_ERROR
+
+class PayloadTooLargeError(_CodedError, code=ErrorCode.PAYLOAD_TOO_LARGE): ...
 
 
-@_registered
-class PayloadTooLargeError(_CodedError):
-    code = ErrorCode.PAYLOAD_TOO_LARGE
+class UnsupportedMediaTypeError(_CodedError, code=ErrorCode.UNSUPPORTED_MEDIA_TYPE): ...
 
 
-@_registered
-class UnsupportedMediaTypeError(_CodedError):
-    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+class MethodNotAllowedError(_CodedError, code=ErrorCode.METHOD_NOT_ALLOWED): ...
 
 
-@_registered
-class MethodNotAllowedError(_CodedError):
-    code = ErrorCode.METHOD_NOT_ALLOWED
+class NotFoundError(_CodedError, code=ErrorCode.NOT_FOUND): ...
 
 
-@_registered
-class NotFoundError(_CodedError):
-    code = ErrorCode.NOT_FOUND
+class ScopeInsufficientError(_CodedError, code=ErrorCode.SCOPE_INSUFFICIENT): ...
 
 
-@_registered
-class ScopeInsufficientError(_CodedError):
-    code = ErrorCode.SCOPE_INSUFFICIENT
+class SessionAlreadyUsedError(_CodedError, code=ErrorCode.SESSION_ALREADY_USED): ...
 
 
-@_registered
-class SessionAlreadyUsedError(_CodedError):
-    code = ErrorCode.SESSION_ALREADY_USED
+class SessionNotReadyError(_CodedError, code=ErrorCode.SESSION_NOT_READY): ...
 
 
-@_registered
-class SessionNotReadyError(_CodedError):
-    code = ErrorCode.SESSION_NOT_READY
+class InvalidCodeError(_CodedError, code=ErrorCode.INVALID_CODE): ...
 
 
-@_registered
-class InvalidCodeError(_CodedError):
-    code = ErrorCode.INVALID_CODE
+class UnsupportedGrantTypeError(_CodedError, code=ErrorCode.UNSUPPORTED_GRANT_TYPE): ...
 
 
-@_registered
-class UnsupportedGrantTypeError(_CodedError):
-    code = ErrorCode.UNSUPPORTED_GRANT_TYPE
-
-
-@_registered
-class UnsupportedVersionError(_CodedError):
+class UnsupportedVersionError(_CodedError, code=ErrorCode.UNSUPPORTED_VERSION):
     """The peer speaks an ATH MAJOR version we do not (§2); also raised by discovery."""
 
-    code = ErrorCode.UNSUPPORTED_VERSION
+
+class IdentityFetchFailedError(_CodedError, code=ErrorCode.IDENTITY_FETCH_FAILED): ...
 
 
-@_registered
-class IdentityFetchFailedError(_CodedError):
-    code = ErrorCode.IDENTITY_FETCH_FAILED
+class RateLimitedError(_CodedError, code=ErrorCode.RATE_LIMITED): ...
 
 
-@_registered
-class RateLimitedError(_CodedError):
-    code = ErrorCode.RATE_LIMITED
+class ServiceUnavailableError(_CodedError, code=ErrorCode.SERVICE_UNAVAILABLE): ...
 
 
-@_registered
-class ServiceUnavailableError(_CodedError):
-    code = ErrorCode.SERVICE_UNAVAILABLE
-
-
-@_registered
-class RouteNotMappedError(_CodedError):
+class RouteNotMappedError(_CodedError, code=ErrorCode.ROUTE_NOT_MAPPED):
     """Gateway: no scope rule of the provider covers this method and path."""
 
-    code = ErrorCode.ROUTE_NOT_MAPPED
 
-
-@_registered
-class UpstreamUnavailableError(_CodedError):
+class UpstreamUnavailableError(_CodedError, code=ErrorCode.UPSTREAM_UNAVAILABLE):
     """Gateway: the provider's API could not be reached."""
 
-    code = ErrorCode.UPSTREAM_UNAVAILABLE
 
-
-@_registered
-class ReauthorizationRequiredError(_CodedError):
+class ReauthorizationRequiredError(_CodedError, code=ErrorCode.REAUTHORIZATION_REQUIRED):
     """Gateway: the user's grant at the provider is gone; run a new authorization."""
 
-    code = ErrorCode.REAUTHORIZATION_REQUIRED
+
+class LoginRequiredError(_CodedError, code=ErrorCode.LOGIN_REQUIRED): ...
 
 
-@_registered
-class InvalidSignatureError(_CodedError):
-    code = ErrorCode.INVALID_SIGNATURE
-
-
-@_registered
-class HandshakeStaleError(_CodedError):
-    code = ErrorCode.HANDSHAKE_STALE
-
-
-@_registered
-class NonceReplayedError(_CodedError):
-    code = ErrorCode.NONCE_REPLAYED
-
-
-@_registered
-class HandshakeNotFoundError(_CodedError):
-    code = ErrorCode.HANDSHAKE_NOT_FOUND
-
-
-@_registered
-class HandshakeOutOfOrderError(_CodedError):
-    code = ErrorCode.HANDSHAKE_OUT_OF_ORDER
-
-
-@_registered
-class HandshakeExpiredError(_CodedError):
-    code = ErrorCode.HANDSHAKE_EXPIRED
-
-
-@_registered
-class CredentialInvalidError(_CodedError):
-    code = ErrorCode.CREDENTIAL_INVALID
-
-
-@_registered
-class CredentialExpiredError(_CodedError):
-    code = ErrorCode.CREDENTIAL_EXPIRED
-
-
-@_registered
-class CredentialAgentMismatchError(_CodedError):
-    code = ErrorCode.CREDENTIAL_AGENT_MISMATCH
-
-
-@_registered
-class CredentialScopeExceededError(_CodedError):
-    code = ErrorCode.CREDENTIAL_SCOPE_EXCEEDED
-
-
-@_registered
-class ConfirmationTimeoutError(_CodedError):
-    code = ErrorCode.CONFIRMATION_TIMEOUT
-
-
-@_registered
-class IpNotAllowedError(_CodedError):
-    code = ErrorCode.IP_NOT_ALLOWED
-
-
-@_registered
-class OutsideAccessTimeError(_CodedError):
-    code = ErrorCode.OUTSIDE_ACCESS_TIME
-
-
-@_registered
-class EncryptionErrorError(_CodedError):
-    code = ErrorCode.ENCRYPTION_ERROR
-
-
-@_registered
-class MessageReplayedError(_CodedError):
-    code = ErrorCode.MESSAGE_REPLAYED
-
-
-@_registered
-class SessionKeyExpiredError(_CodedError):
-    code = ErrorCode.SESSION_KEY_EXPIRED
-
-
-@_registered
-class LoginRequiredError(_CodedError):
-    code = ErrorCode.LOGIN_REQUIRED
-
-
-@_registered
-class InvalidTargetError(_CodedError):
+class InvalidTargetError(_CodedError, code=ErrorCode.INVALID_TARGET):
     """RFC 8707 ``resource`` names nothing this service protects (or another provider's)."""
 
-    code = ErrorCode.INVALID_TARGET
+
+# -- the discovery registry -----------------------------------------------------------------
 
 
-@_registered
-class OperatorOnlyError(_CodedError):
-    code = ErrorCode.OPERATOR_ONLY
+class UrlNotAllowedError(_CodedError, code=ErrorCode.URL_NOT_ALLOWED): ...
 
 
-@_registered
-class UrlNotAllowedError(_CodedError):
-    code = ErrorCode.URL_NOT_ALLOWED
+class DiscoveryDocumentInvalidError(_CodedError, code=ErrorCode.DISCOVERY_DOCUMENT_INVALID): ...
 
 
-@_registered
-class DiscoveryDocumentInvalidError(_CodedError):
-    code = ErrorCode.DISCOVERY_DOCUMENT_INVALID
+class OwnershipNotProvenError(_CodedError, code=ErrorCode.OWNERSHIP_NOT_PROVEN): ...
 
 
-@_registered
-class OwnershipNotProvenError(_CodedError):
-    code = ErrorCode.OWNERSHIP_NOT_PROVEN
+class AdminUnauthorizedError(_CodedError, code=ErrorCode.ADMIN_UNAUTHORIZED): ...
 
 
-@_registered
-class AdminUnauthorizedError(_CodedError):
-    code = ErrorCode.ADMIN_UNAUTHORIZED
+class OperatorOnlyError(_CodedError, code=ErrorCode.OPERATOR_ONLY): ...
+
+
+# -- the 9-step handshake (docs/handshake.md) -----------------------------------------------
+
+
+class InvalidSignatureError(_CodedError, code=ErrorCode.INVALID_SIGNATURE): ...
+
+
+class HandshakeStaleError(_CodedError, code=ErrorCode.HANDSHAKE_STALE): ...
+
+
+class NonceReplayedError(_CodedError, code=ErrorCode.NONCE_REPLAYED): ...
+
+
+class HandshakeNotFoundError(_CodedError, code=ErrorCode.HANDSHAKE_NOT_FOUND): ...
+
+
+class HandshakeOutOfOrderError(_CodedError, code=ErrorCode.HANDSHAKE_OUT_OF_ORDER): ...
+
+
+class HandshakeExpiredError(_CodedError, code=ErrorCode.HANDSHAKE_EXPIRED): ...
+
+
+class CredentialInvalidError(_CodedError, code=ErrorCode.CREDENTIAL_INVALID): ...
+
+
+class CredentialExpiredError(_CodedError, code=ErrorCode.CREDENTIAL_EXPIRED): ...
+
+
+class CredentialAgentMismatchError(_CodedError, code=ErrorCode.CREDENTIAL_AGENT_MISMATCH): ...
+
+
+class CredentialScopeExceededError(_CodedError, code=ErrorCode.CREDENTIAL_SCOPE_EXCEEDED): ...
+
+
+class ConfirmationTimeoutError(_CodedError, code=ErrorCode.CONFIRMATION_TIMEOUT): ...
+
+
+class IpNotAllowedError(_CodedError, code=ErrorCode.IP_NOT_ALLOWED): ...
+
+
+class OutsideAccessTimeError(_CodedError, code=ErrorCode.OUTSIDE_ACCESS_TIME): ...
+
+
+class EncryptionErrorError(_CodedError, code=ErrorCode.ENCRYPTION_ERROR): ...
+
+
+class MessageReplayedError(_CodedError, code=ErrorCode.MESSAGE_REPLAYED): ...
+
+
+class SessionKeyExpiredError(_CodedError, code=ErrorCode.SESSION_KEY_EXPIRED): ...
 
 
 # -- client-side only -----------------------------------------------------------------------
 
 
-@_registered
-class ProtocolViolation(_CodedError):
+class ProtocolViolation(_CodedError, code=INVALID_RESPONSE):
     """The service answered something ATH does not allow (bad JSON, missing fields, ...)."""
-
-    code = INVALID_RESPONSE
 
 
 class ServiceUnreachableError(ServiceUnavailableError):
     """The request never got an answer (connection refused, DNS, timeout, TLS)."""
 
+
+def _declare_the_rest() -> None:
+    """Give every code of the table that has no declaration above its class all the same."""
+    for code in ErrorCode:
+        if code.value not in ERROR_CLASSES:
+            name = class_name(code)
+            globals()[name] = type(name, (_CodedError,), {"__module__": __name__}, code=code)
+
+
+_declare_the_rest()
 
 # -- decoding -------------------------------------------------------------------------------
 

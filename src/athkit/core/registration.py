@@ -23,6 +23,7 @@ from athkit.protocol.redirects import check_redirect_uri
 from athkit.protocol.scopes import is_valid_scope
 from athkit.store.models import AgentRow
 from athkit.store.repositories import DuplicateError
+from athkit.store.steps import protocol_step
 
 
 def _client_auth_error() -> ATHError:
@@ -45,6 +46,7 @@ class Registration(ServiceBase):
 
     # -- §4 Phase A -----------------------------------------------------------------------
 
+    @protocol_step
     def register(self, req: RegisterRequest) -> RegisterResponse:
         now = self.clock()
         for uri in req.redirect_uris or []:

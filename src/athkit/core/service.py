@@ -25,6 +25,7 @@ from athkit.core.resources import ProtectedResource, ResourceRegistry
 from athkit.core.sessions import MIN_STATE_LENGTH, s256
 from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState, shared_state
+from athkit.core.token_cache import attach_token_cache
 from athkit.core.token_lifecycle import TokenLifecycle
 from athkit.core.user_grants import UserGrant, UserGrants
 from athkit.protocol.messages import ServiceAuth, ServiceDiscoveryDocument
@@ -89,6 +90,7 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         self.resources = ResourceRegistry()
         self.register_resources()
         self.shared = shared_state(settings, self.store)
+        self.token_checks = attach_token_cache(settings, self.store, clock)
         self.verifier = AttestationVerifier(
             base_url=settings.public_url,
             fetcher=self.fetcher,
@@ -110,6 +112,8 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
         if self.purge is not None:
             self.purge.stop()
         self.fetcher.close()
+        if self.store.revocations is not None:
+            self.store.revocations.close()
         self.store.db.dispose()
 
     def register_resources(self) -> None:

@@ -13,6 +13,7 @@ from athkit.core.policy import ApprovalPolicy
 from athkit.core.resources import ResourceRegistry
 from athkit.core.settings import ATHSettings
 from athkit.core.shared_state import SharedState
+from athkit.core.token_cache import TokenChecks
 from athkit.store.repositories import Store
 
 
@@ -27,3 +28,4 @@ class ServiceBase:
     shared: SharedState
     verifier: AttestationVerifier
     resources: ResourceRegistry
+    token_checks: TokenChecks

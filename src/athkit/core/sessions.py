@@ -15,6 +15,7 @@ from athkit.core.secrets import new_secret
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, AuthorizeResponse
 from athkit.store.models import SessionRow
+from athkit.store.steps import protocol_step
 
 MIN_STATE_LENGTH = 22  # 128 bits in base64url; hex states of 32 chars pass too (§5)
 
@@ -28,6 +29,7 @@ def s256(verifier: str) -> str:
 class AuthorizationSessions(Registration):
     """§5 Phase B: open an authorization session and check the requests that name it."""
 
+    @protocol_step
     def authorize(self, req: AuthorizeRequest) -> AuthorizeResponse:
         now = self.clock()
         if len(req.state) < MIN_STATE_LENGTH:

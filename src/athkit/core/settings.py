@@ -65,6 +65,11 @@ class ATHSettings(BaseSettings):
     redis_url: str | None = None
     #: Prefix of every Redis key this service writes.
     redis_prefix: str = "athkit:"
+    #: Validated tokens kept in memory (0 turns the cache off); invalidated on revocation here
+    #: and, through Redis / PostgreSQL NOTIFY / the SQLite file, on every other node.
+    token_cache_size: int = Field(10_000, ge=0, le=10_000_000)
+    #: Longest a cached token is trusted without reading the database again (seconds).
+    token_cache_max_age: float = Field(30.0, gt=0, le=3600)
     #: Directory of the default SQLite database and the service's signing keys.
     data_dir: Path = Path(".athkit")
     #: Allows http:// and loopback agent_id URLs. For local development and tests only.

@@ -7,10 +7,9 @@ from datetime import timedelta
 
 from athkit.core.audit import audit_row
 from athkit.core.clock import to_datetime
-from athkit.core.metrics import TOKEN_CHECKS
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
 from athkit.core.sessions import AuthorizationSessions
-from athkit.core.tokens import TOKEN_PREFIX, TokenInfo, check_token
+from athkit.core.tokens import TOKEN_PREFIX, TokenInfo
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import (
     RevokeRequest,
@@ -20,6 +19,7 @@ from athkit.protocol.messages import (
 )
 from athkit.protocol.scopes import intersect_scopes
 from athkit.store.models import TokenRow
+from athkit.store.steps import protocol_step
 
 
 class TokenLifecycle(AuthorizationSessions):
@@ -27,6 +27,7 @@ class TokenLifecycle(AuthorizationSessions):
 
     # -- §6 token -------------------------------------------------------------------------
 
+    @protocol_step
     def exchange(self, req: TokenRequest) -> TokenResponse:
         now = self.clock()
         if req.grant_type != "authorization_code":
@@ -113,22 +114,34 @@ class TokenLifecycle(AuthorizationSessions):
         required: Iterable[str] = (),
         resource: str | None = None,
     ) -> TokenInfo:
-        """§7 checks; ``resource`` is the RFC 8707 resource being accessed (audience check)."""
-        row = self.store.get_token(hash_secret(token)) if token else None
-        try:
-            info = check_token(
-                row,
-                now=to_datetime(self.clock()),
-                agent_header=agent_header,
-                provider_id=provider_id,
-                required=required,
-                resource=resource,
-            )
-        except ATHError as exc:
-            TOKEN_CHECKS.labels(exc.code_str).inc()
-            raise
-        TOKEN_CHECKS.labels("ok").inc()
-        return info
+        """Every §7 check (cache first, then the database); raises the first failure.
+
+        ``resource`` is the RFC 8707 resource being accessed (audience check)."""
+        return self.token_checks.validate(
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            required=required,
+            resource=resource,
+        )
+
+    def validate_in_memory(
+        self,
+        token: str | None,
+        *,
+        agent_header: str | None,
+        provider_id: str | None,
+        required: Iterable[str] = (),
+        resource: str | None = None,
+    ) -> TokenInfo | None:
+        """:meth:`validate` when the token cache can answer without I/O, else None."""
+        return self.token_checks.from_memory(
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            required=required,
+            resource=resource,
+        )
 
     # -- §8 revoke ------------------------------------------------------------------------
 

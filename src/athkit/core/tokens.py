@@ -53,43 +53,67 @@ def check_token(
     expires_at = as_utc(row.expires_at)
     if expires_at <= now:
         raise ATHError(ErrorCode.TOKEN_EXPIRED, "access token has expired")
-    header_ok = agent_header == row.agent_id or (row.agent_bound and not agent_header)
-    if not header_ok:
-        raise ATHError(
-            ErrorCode.AGENT_IDENTITY_MISMATCH,
-            "X-ATH-Agent-ID is missing or names another agent than the token's",
-        )
-    if provider_id is not None and provider_id != row.provider_id:
-        raise ATHError(
-            ErrorCode.PROVIDER_MISMATCH,
-            "token was issued for another provider",
-            {"token_provider": row.provider_id, "requested_provider": provider_id},
-        )
-    if row.audience is not None and resource is not None and not audience_covers(
-        row.audience, resource
-    ):
-        raise ATHError(
-            ErrorCode.TOKEN_INVALID,
-            "access token was issued for another resource",
-            {"audience": row.audience, "resource": resource},
-        )
-    info = TokenInfo(
+    return check_grant(
+        token_info(row),
+        agent_header=agent_header,
+        provider_id=provider_id,
+        required=required,
+        resource=resource,
+    )
+
+
+def token_info(row: TokenRow) -> TokenInfo:
+    """The grant a token row carries (what the token cache keeps)."""
+    return TokenInfo(
         row.client_id,
         row.agent_id,
         row.user_id,
         row.provider_id,
         frozenset(row.scopes),
-        expires_at,
+        as_utc(row.expires_at),
         row.audience,
         bool(row.agent_bound),
     )
+
+
+def check_grant(
+    info: TokenInfo,
+    *,
+    agent_header: str | None,
+    provider_id: str | None,
+    required: Iterable[str],
+    resource: str | None = None,
+) -> TokenInfo:
+    """The checks after the token itself (live, unexpired): agent header, provider, audience,
+    scopes. Shared by the database path and the token cache."""
+    header_ok = agent_header == info.agent_id or (info.agent_bound and not agent_header)
+    if not header_ok:
+        raise ATHError(
+            ErrorCode.AGENT_IDENTITY_MISMATCH,
+            "X-ATH-Agent-ID is missing or names another agent than the token's",
+        )
+    if provider_id is not None and provider_id != info.provider_id:
+        raise ATHError(
+            ErrorCode.PROVIDER_MISMATCH,
+            "token was issued for another provider",
+            {"token_provider": info.provider_id, "requested_provider": provider_id},
+        )
+    if info.audience is not None and resource is not None and not audience_covers(
+        info.audience, resource
+    ):
+        raise ATHError(
+            ErrorCode.TOKEN_INVALID,
+            "access token was issued for another resource",
+            {"audience": info.audience, "resource": resource},
+        )
     require_scopes_of(info, required)
     return info
 
 
 def require_scopes_of(info: TokenInfo, required: Iterable[str]) -> None:
     """Refuse with ``SCOPE_INSUFFICIENT`` unless the token grants every required scope."""
-    missing = [s for s in required if s not in info.scopes]
+    scopes = info.scopes
+    missing = [s for s in required if s not in scopes]
     if missing:
         raise ATHError(
             ErrorCode.SCOPE_INSUFFICIENT,

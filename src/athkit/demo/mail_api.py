@@ -20,10 +20,11 @@ Routes (scope):
 Failures: 401 {"error": "invalid_token"} (missing/bad/expired/foreign token),
 403 {"error": "insufficient_scope"}; both with a ``WWW-Authenticate: Bearer`` header.
 
-Every request that reaches the app (authorized or not) is appended to
-``app.state.requests`` as {"method", "path", "query", "authorization"} so tests can
-assert whether, and with what, the gateway called upstream. From a BackgroundServer:
-``server.server.config.app.state.requests``.
+The last ``history`` requests that reached the app (authorized or not; 1000 by default, 0 for
+none) are kept in ``app.state.requests`` as {"method", "path", "query", "authorization"} so
+tests can assert whether, and with what, the gateway called upstream. From a BackgroundServer:
+``server.server.config.app.state.requests``. The recording is a plain ASGI wrapper, so a long
+run under load neither grows memory nor pays for a middleware per request.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ import asyncio
 import base64
 import hashlib
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -96,24 +98,32 @@ def _b64json(segment: str) -> dict[str, Any]:
     return value
 
 
-def create_resource_api(issuer: str, resource: str) -> FastAPI:
-    app = FastAPI(title="Example Mail API")
-    app.state.requests = []
-    jwks = JWKSCache(issuer)
+class RequestHistory:
+    """ASGI wrapper keeping the last ``size`` requests (method, path, query, authorization)."""
 
-    @app.middleware("http")
-    async def record(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        app.state.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "query": request.url.query,
-                "authorization": request.headers.get("authorization"),
-            }
-        )
-        return await call_next(request)
+    def __init__(self, app: Any, requests: deque[dict[str, Any]]) -> None:
+        self.app = app
+        self.requests = requests
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.requests.maxlen:
+            auth = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            self.requests.append(
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "query": scope.get("query_string", b"").decode("latin-1"),
+                    "authorization": auth.decode("latin-1") if auth is not None else None,
+                }
+            )
+        await self.app(scope, receive, send)
+
+
+def create_resource_api(issuer: str, resource: str, *, history: int = 1000) -> FastAPI:
+    app = FastAPI(title="Example Mail API")
+    app.state.requests = deque(maxlen=history)
+    app.add_middleware(RequestHistory, requests=app.state.requests)
+    jwks = JWKSCache(issuer)
 
     @app.exception_handler(TokenError)
     async def token_error(_request: Request, exc: TokenError) -> JSONResponse:

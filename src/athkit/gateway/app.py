@@ -7,14 +7,16 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
 
 from athkit.core.handshake import HandshakePolicy
 from athkit.crypto.sealing import TokenSealer
 from athkit.gateway.config import ConfigError, GatewayConfig
-from athkit.gateway.proxy import proxy_request
+from athkit.gateway.forward_auth import MOUNT as FORWARD_AUTH
+from athkit.gateway.forward_auth import ForwardAuthEndpoint
+from athkit.gateway.proxy import ProxyEndpoint
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import CALLBACK_PATH, SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
@@ -27,8 +29,6 @@ from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
 from athkit.web.routes import build_router
 from athkit.web.security_headers import harden
-
-PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def sealer_from_env(config: GatewayConfig) -> TokenSealer:
@@ -59,15 +59,15 @@ def create_gateway_app(
         config.check_environment()
         service = GatewayService(config, sealer=sealer or sealer_from_env(config), store=store)
     svc = service
+    proxy = ProxyEndpoint(svc, timeout=config.gateway.upstream_timeout)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        timeout = httpx.Timeout(config.gateway.upstream_timeout, connect=5.0)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False) as c:
-            app.state.upstream_http = c
+        try:
             yield
-        svc.close()
+        finally:
+            await proxy.close()
+            svc.close()
 
     app = FastAPI(title="athkit gateway", version="0.1", lifespan=lifespan)
     app.state.athkit = svc
@@ -97,8 +97,10 @@ def create_gateway_app(
             svc.catalog().model_dump(), headers={"Cache-Control": "public, max-age=300"}
         )
 
-    @app.api_route("/ath/proxy/{provider_id}/{path:path}", methods=PROXY_METHODS)
-    async def proxy(provider_id: str, path: str, request: Request) -> Response:
-        return await proxy_request(request, svc, app.state.upstream_http, provider_id, path)
-
+    # First in the routing table: the hot path should not scan the other routes.
+    app.router.routes.insert(0, Mount("/ath/proxy", app=proxy))
+    if config.forward_auth is not None:
+        decider = ForwardAuthEndpoint(svc, config.forward_auth.secret())
+        app.router.routes.insert(0, Mount(FORWARD_AUTH, app=decider))
+        app.router.routes.insert(0, Route(FORWARD_AUTH, endpoint=decider))
     return app

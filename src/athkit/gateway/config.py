@@ -186,11 +186,24 @@ class HandshakeConfig(_Strict):
     require_encryption: bool = False
 
 
+class ForwardAuthConfig(_Strict):
+    """``[forward_auth]``: mounts ``/ath/forward-auth`` for a proxy in front (docs/forward-auth.md).
+
+    The proxy proves itself with the secret in this environment variable (``X-ATH-Forward-Auth``),
+    since the answer carries the user's upstream token."""
+
+    secret_env: str = "ATHKIT_FORWARD_AUTH_SECRET"
+
+    def secret(self) -> str:
+        return os.environ[self.secret_env]
+
+
 class GatewayConfig(_Strict):
     gateway: GatewaySection
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     providers: list[ProviderConfig]
     handshake: HandshakeConfig | None = None
+    forward_auth: ForwardAuthConfig | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> GatewayConfig:
@@ -216,6 +229,9 @@ class GatewayConfig(_Strict):
         for i, p in enumerate(self.providers):
             if not os.environ.get(p.client_secret_env):
                 missing.append(f"providers[{i}].client_secret_env: {p.client_secret_env}")
+        fa = self.forward_auth
+        if fa is not None and len(os.environ.get(fa.secret_env, "")) < 16:
+            missing.append(f"forward_auth.secret_env: {fa.secret_env} (16+ characters)")
         if missing:
             raise ConfigError("environment variable not set: " + "; ".join(missing))
 

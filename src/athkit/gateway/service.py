@@ -239,6 +239,7 @@ class GatewayService(ATHService):
         Token, agent header and provider first, then the scope→route map, then the scope, and
         only then the user's upstream token (refreshed if stale). One call, one thread hop.
         """
+        generation = self.token_checks.cache.generation
         info = self.validate(
             token,
             agent_header=agent_header,
@@ -246,7 +247,26 @@ class GatewayService(ATHService):
             resource=self.proxy_resource(provider_id),
         )
         require_scopes_of(info, [self.required_scope(provider_id, method, path)])
-        return self.upstream_access_token(info)
+        upstream, until = self._upstream_token(info, force_refresh=False)
+        if token:
+            self.token_checks.remember_upstream(token, upstream, until, generation)
+        return upstream
+
+    def admit_in_memory(
+        self, token: str | None, agent_header: str | None, provider_id: str, method: str, path: str
+    ) -> str | None:
+        """:meth:`admit_proxy_call` from the token cache alone (no I/O), else None."""
+        info = self.validate_in_memory(
+            token,
+            agent_header=agent_header,
+            provider_id=provider_id,
+            resource=self.proxy_resource(provider_id),
+        )
+        if info is None or token is None:
+            return None
+        require_scopes_of(info, [self.required_scope(provider_id, method, path)])
+        leeway = self.config.gateway.refresh_leeway
+        return self.token_checks.cached_upstream(token, self.clock(), leeway)
 
     def admit_handshake_call(
         self, info: TokenInfo, provider_id: str, method: str, path: str
@@ -296,6 +316,14 @@ class GatewayService(ATHService):
 
     def upstream_access_token(self, info: TokenInfo, *, force_refresh: bool = False) -> str:
         """The user's upstream access token, refreshed first when it has (nearly) expired."""
+        return self._upstream_token(info, force_refresh=force_refresh)[0]
+
+    @staticmethod
+    def _expiry(expires_at: datetime | None) -> float:
+        return float("inf") if expires_at is None else as_utc(expires_at).timestamp()
+
+    def _upstream_token(self, info: TokenInfo, *, force_refresh: bool) -> tuple[str, float]:
+        """The upstream access token and its expiry (epoch seconds)."""
         key = (info.client_id, info.user_id, info.provider_id)
         aad = _owner(*key)
         row = self.store.get_upstream_token(*key)
@@ -303,13 +331,13 @@ class GatewayService(ATHService):
             raise self._reauth("the provider's grant for this user is gone")
         leeway = timedelta(seconds=self.config.gateway.refresh_leeway)
         if not force_refresh and not self._stale(row.expires_at, leeway):
-            return self._open(row.access_token, aad)
+            return self._open(row.access_token, aad), self._expiry(row.expires_at)
         with self._lock_for(key):
             row = self.store.get_upstream_token(*key)  # another thread may have refreshed
             if row is None:
                 raise self._reauth("the provider's grant for this user is gone")
             if not force_refresh and not self._stale(row.expires_at, leeway):
-                return self._open(row.access_token, aad)
+                return self._open(row.access_token, aad), self._expiry(row.expires_at)
             if not row.refresh_token:
                 raise self._reauth("the provider's access token expired and cannot be refreshed")
             now = self.clock()
@@ -325,9 +353,10 @@ class GatewayService(ATHService):
                 raise self._reauth(
                     "the provider refused to refresh the user's grant; the user must consent again"
                 ) from exc
-            self.store.save_upstream_token(self._sealed_row(*key, fresh))
+            saved = self._sealed_row(*key, fresh)
+            self.store.save_upstream_token(saved)
             self.store.add_audit(self._refresh_audit(info, now, "refreshed", None))
-            return fresh.access_token
+            return fresh.access_token, self._expiry(saved.expires_at)
 
     def _stale(self, expires_at: datetime | None, leeway: timedelta) -> bool:
         return expires_at is not None and as_utc(expires_at) - leeway <= to_datetime(self.clock())

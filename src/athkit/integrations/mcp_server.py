@@ -138,13 +138,32 @@ async def serve_stdio(tools: ATHTools, *, user: str = DEFAULT_USER) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-def streamable_http_app(tools: ATHTools, *, user: str = DEFAULT_USER) -> Any:
-    """An ASGI app serving the MCP endpoint at ``/mcp`` (streamable HTTP transport)."""
+def streamable_http_app(
+    tools: ATHTools, *, user: str = DEFAULT_USER, allowed_hosts: list[str] | None = None
+) -> Any:
+    """An ASGI app serving the MCP endpoint at ``/mcp`` (streamable HTTP transport).
+
+    It acts with the user's grants and has no authentication of its own: serve it on
+    loopback only. ``allowed_hosts`` (``host:port`` values) turns on the SDK's DNS-rebinding
+    protection, so a web page cannot reach it through a rebinding hostname.
+    """
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from mcp.server.transport_security import TransportSecuritySettings
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    manager = StreamableHTTPSessionManager(app=create_server(tools, user=user))
+    security = (
+        TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=[f"http://{h}" for h in allowed_hosts],
+        )
+        if allowed_hosts
+        else None
+    )
+    manager = StreamableHTTPSessionManager(
+        app=create_server(tools, user=user), security_settings=security
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from athkit.store.errors import DatabaseUnreachableError, StoreUnavailableError, as_unavailable
+from athkit.store.revocation import Revocation, RevocationSink
 from athkit.store.watchdog import ConnectionWatchdog
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -111,10 +112,32 @@ class Database:
             conn.exec_driver_sql("SELECT 1")
 
     @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads only: never commits (its transaction is rolled back at the end),
+        so a protocol step's lookups cost no commit; the step's one write is its transaction."""
+        with outages_as_unavailable(), self._sessions() as session:
+            yield session
+
+    #: Told about every revocation announced in a transaction (the node's token cache and
+    #: its broadcast channel; see :func:`announce_revocation`).
+    revocations: RevocationSink | None = None
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits together or not at all."""
+        """A session whose work commits together or not at all.
+
+        Revocations announced in it reach :attr:`revocations` inside the transaction (a
+        PostgreSQL NOTIFY commits with it) and again once it has committed."""
         with outages_as_unavailable(), self._sessions.begin() as session:
             yield session
+            pending: list[Revocation] = session.info.get(_REVOCATIONS, [])
+            sink = self.revocations
+            if pending and sink is not None:
+                for revocation in pending:
+                    sink.stage(session, revocation)
+        if pending and sink is not None:
+            for revocation in pending:
+                sink.committed(revocation)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -144,6 +167,15 @@ def _hide_rows() -> None:
     logger = logging.getLogger("sqlalchemy.engine.Engine")
     if not any(isinstance(f, _NoRowLogs) for f in logger.filters):
         logger.addFilter(_NoRowLogs())
+
+
+_REVOCATIONS = "athkit_revocations"
+
+
+def announce_revocation(session: Session, revocation: Revocation) -> None:
+    """Inside a transaction that makes tokens invalid: say which (token hashes, or a client,
+    user, grant); the database's sink hears it when the transaction commits."""
+    session.info.setdefault(_REVOCATIONS, []).append(revocation)
 
 
 def update_one(session: Session, statement: Any) -> bool:

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from athkit.store.db import announce_revocation
 from athkit.store.models import RefreshTokenRow, TokenRow
+from athkit.store.revocation import Revocation
 
 
 def revoke_families(session: Session, where: list[Any], now: datetime) -> int:
@@ -22,9 +24,9 @@ def revoke_families(session: Session, where: list[Any], now: datetime) -> int:
         .where(RefreshTokenRow.family_id.in_(fam_ids), RefreshTokenRow.revoked_at.is_(None))
         .values(revoked_at=now)
     ).rowcount  # type: ignore[attr-defined]
-    session.execute(
-        update(TokenRow)
-        .where(TokenRow.family_id.in_(fam_ids), TokenRow.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    live = TokenRow.family_id.in_(fam_ids), TokenRow.revoked_at.is_(None)
+    hashes = tuple(session.scalars(select(TokenRow.token_hash).where(*live)))
+    session.execute(update(TokenRow).where(*live).values(revoked_at=now))
+    if hashes:  # cached copies of these access tokens go, on every node
+        announce_revocation(session, Revocation(token_hashes=hashes))
     return int(n)

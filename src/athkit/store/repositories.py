@@ -6,14 +6,17 @@ racing requests can never both consume one session or one code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from athkit.store.db import Database, update_one
+from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.store.db import Database, announce_revocation, update_one
 from athkit.store.families import revoke_families
 from athkit.store.models import (
     AgentRow,
@@ -24,6 +27,8 @@ from athkit.store.models import (
     TokenRow,
     UpstreamTokenRow,
 )
+from athkit.store.revocation import Revocation, RevocationSink
+from athkit.store.steps import restore_pending_replay, take_pending_replay
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
 
@@ -38,6 +43,22 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @property
+    def revocations(self) -> RevocationSink | None:
+        """Told about every revocation (the node's token cache and its broadcast channel)."""
+        return self.db.revocations
+
+    @revocations.setter
+    def revocations(self, sink: RevocationSink | None) -> None:
+        self.db.revocations = sink
+
+    @contextmanager
+    def _revoking(self, revocation: Revocation) -> Iterator[Session]:
+        """One transaction that makes tokens invalid, announced to :attr:`revocations`."""
+        with self.db.transaction() as s:
+            announce_revocation(s, revocation)
+            yield s
+
     def _read_one(self, model: type[_Row], **equals: Any) -> _Row | None:
         """A read on a hot path: one Core SELECT, no ORM session and no commit (a detached row)."""
         table = model.__table__
@@ -48,24 +69,47 @@ class Store:
 
     # -- agents ---------------------------------------------------------------------------
 
-    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+    @contextmanager
+    def _step_transaction(self) -> Iterator[Session]:
+        """The one write of a protocol step, recording its attestation's jti too (steps.py)."""
+        rows = take_pending_replay()
         try:
             with self.db.transaction() as s:
+                now = datetime.now(UTC)
+                for r in rows:
+                    s.execute(
+                        delete(ReplayRow).where(ReplayRow.key == r.key, ReplayRow.expires_at < now)
+                    )
+                    s.add(r)
+                yield s
+        except BaseException as exc:
+            restore_pending_replay(rows)
+            if isinstance(exc, IntegrityError) and any(
+                self.replay_seen(r.key, datetime.now(UTC)) for r in rows
+            ):
+                raise ATHError(
+                    ErrorCode.INVALID_ATTESTATION, "attestation jti was already used (replay)"
+                ) from exc
+            raise
+
+    def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
+        try:
+            with self._step_transaction() as s:
                 s.add(row)
                 s.add(audit)
         except IntegrityError as exc:
             raise DuplicateError(row.agent_id) from exc
 
     def get_agent(self, client_id: str) -> AgentRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(AgentRow, client_id)
 
     def get_agent_by_agent_id(self, agent_id: str) -> AgentRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.scalars(select(AgentRow).where(AgentRow.agent_id == agent_id)).first()
 
     def list_agents(self, status: str | None = None) -> Sequence[AgentRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(AgentRow).order_by(AgentRow.created_at)
             if status:
                 q = q.where(AgentRow.status == status)
@@ -82,7 +126,7 @@ class Store:
         revoke_tokens: bool = False,
     ) -> bool:
         """Record an operator decision on an agent; optionally revoke all its tokens."""
-        with self.db.transaction() as s:
+        with self._revoking(Revocation(client_id=client_id)) as s:
             values: dict[str, Any] = {"status": status, "updated_at": now}
             if approved_providers is not None:
                 values["approved_providers"] = approved_providers
@@ -104,21 +148,21 @@ class Store:
     # -- sessions -------------------------------------------------------------------------
 
     def add_session(self, row: SessionRow, audit: AuditRow) -> None:
-        with self.db.transaction() as s:
+        with self._step_transaction() as s:
             s.add(row)
             s.add(audit)
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             return s.get(SessionRow, session_id)
 
     def get_session_by_oauth_state(self, oauth_state: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(SessionRow).where(SessionRow.oauth_state == oauth_state)
             return s.scalars(q).first()
 
     def get_session_by_oauth_code(self, code_hash: str) -> SessionRow | None:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(SessionRow).where(SessionRow.oauth_code_hash == code_hash)
             return s.scalars(q).first()
 
@@ -170,7 +214,16 @@ class Store:
         **changes: Any,
     ) -> bool:
         """Move a session to consented and (gateway) store the upstream tokens, atomically."""
-        with self.db.transaction() as s:
+        transaction = self.db.transaction()
+        if upstream is not None:  # a new upstream grant: cached copies of the old one go
+            transaction = self._revoking(
+                Revocation(
+                    client_id=upstream.client_id,
+                    user_id=upstream.user_id,
+                    provider_id=upstream.provider_id,
+                )
+            )
+        with transaction as s:
             if not update_one(
                 s,
                 update(SessionRow)
@@ -193,11 +246,16 @@ class Store:
         )
 
     def save_upstream_token(self, row: UpstreamTokenRow) -> None:
-        with self.db.transaction() as s:
+        """Store a (refreshed) upstream grant; cached copies of the old one are dropped."""
+        grant = Revocation(
+            client_id=row.client_id, user_id=row.user_id, provider_id=row.provider_id
+        )
+        with self._revoking(grant) as s:
             s.merge(row)
 
     def delete_upstream_token(self, client_id: str, user_id: str, provider_id: str) -> None:
-        with self.db.transaction() as s:
+        grant = Revocation(client_id=client_id, user_id=user_id, provider_id=provider_id)
+        with self._revoking(grant) as s:
             s.execute(
                 delete(UpstreamTokenRow).where(
                     UpstreamTokenRow.client_id == client_id,
@@ -209,7 +267,7 @@ class Store:
     def count_live_tokens(
         self, client_id: str, user_id: str, provider_id: str, now: datetime
     ) -> int:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(func.count()).where(
                 TokenRow.client_id == client_id,
                 TokenRow.user_id == user_id,
@@ -225,7 +283,7 @@ class Store:
         self, session_id: str, token: TokenRow, audit: AuditRow
     ) -> bool:
         """Consume a consented session and store its token, atomically (§6)."""
-        with self.db.transaction() as s:
+        with self._step_transaction() as s:
             if not update_one(
                 s,
                 update(SessionRow)
@@ -243,7 +301,7 @@ class Store:
 
     def revoke_token(self, token_hash: str, client_id: str, now: datetime, audit: AuditRow) -> bool:
         """Revoke a token owned by ``client_id``; False when no such live token."""
-        with self.db.transaction() as s:
+        with self._revoking(Revocation(token_hashes=(token_hash,))) as s:
             won = update_one(
                 s,
                 update(TokenRow)
@@ -264,7 +322,7 @@ class Store:
             return won
 
     def live_tokens_for_user(self, user_id: str, now: datetime) -> Sequence[TokenRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = (
                 select(TokenRow)
                 .where(
@@ -280,7 +338,7 @@ class Store:
         self, user_id: str, client_id: str, now: datetime, audit: AuditRow
     ) -> int:
         """The user's own channel (§8): revoke every live token of one agent for this user."""
-        with self.db.transaction() as s:
+        with self._revoking(Revocation(client_id=client_id, user_id=user_id)) as s:
             res = s.execute(
                 update(TokenRow)
                 .where(
@@ -312,6 +370,12 @@ class Store:
         except IntegrityError:
             return False
 
+    def replay_seen(self, key: str, now: datetime) -> bool:
+        """Is ``key`` recorded and unexpired? (a read: no commit)"""
+        with self.db.read() as s:
+            q = select(ReplayRow.key).where(ReplayRow.key == key, ReplayRow.expires_at >= now)
+            return s.scalars(q).first() is not None
+
     def purge_expired(self, now: datetime) -> int:
         with self.db.transaction() as s:
             res = s.execute(delete(ReplayRow).where(ReplayRow.expires_at < now))
@@ -324,7 +388,7 @@ class Store:
             s.add(row)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
-        with self.db.transaction() as s:
+        with self.db.read() as s:
             q = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
             if agent_id:
                 q = q.where(AuditRow.agent_id == agent_id)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.repositories import Store
+from athkit.store.steps import defer_replay
 
 
 class ReplayCache(Protocol):
@@ -82,6 +83,10 @@ class SQLReplayCache:
 
     def remember_once(self, key: str, expires_at: datetime, now: datetime) -> bool:
         try:
+            if self.store.replay_seen(key, now):
+                return False
+            if defer_replay(key, expires_at):  # recorded by the protocol step's own write
+                return True
             return self.store.remember_once(key, expires_at, now)
         except Exception as exc:  # database down: fail closed
             if isinstance(exc, ATHError):

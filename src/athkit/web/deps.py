@@ -63,11 +63,19 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
             return hinfo
         if channel is not None:
             raise ATHError(ErrorCode.TOKEN_INVALID, "an encrypted session needs its own token")
+        agent = request.headers.get("x-ath-agent-id")
+        wanted = provider or svc.settings.provider_id
+        hit = svc.validate_in_memory(
+            token, agent_header=agent, provider_id=wanted, required=needed, resource=resource
+        )
+        if hit is not None:  # a cached token: no thread hop, no I/O
+            request.state.ath = hit
+            return hit
         info = await run_in_worker(
             svc.validate,
             token,
-            agent_header=request.headers.get("x-ath-agent-id"),
-            provider_id=provider or svc.settings.provider_id,
+            agent_header=agent,
+            provider_id=wanted,
             required=needed,
             resource=resource,
         )
