@@ -19,6 +19,7 @@ from athkit.store.models import (
     ConfirmationRow,
     HandshakeRow,
     HandshakeSessionRow,
+    RefreshTokenRow,
     ReplayRow,
     SessionRow,
     TokenRow,
@@ -26,7 +27,15 @@ from athkit.store.models import (
 from athkit.store.purge import EXPIRING, purge_expired
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-MODELS = [SessionRow, TokenRow, ReplayRow, HandshakeRow, ConfirmationRow, HandshakeSessionRow]
+MODELS = [
+    SessionRow,
+    TokenRow,
+    RefreshTokenRow,
+    ReplayRow,
+    HandshakeRow,
+    ConfirmationRow,
+    HandshakeSessionRow,
+]
 
 
 def _row(model: type, key: str, expires: datetime) -> object:
@@ -41,6 +50,11 @@ def _row(model: type, key: str, expires: datetime) -> object:
         return TokenRow(
             token_hash=key, client_id="c", agent_id="a", user_id="u", provider_id="p",
             scopes=[], session_id="s", **common,
+        )
+    if model is RefreshTokenRow:
+        return RefreshTokenRow(
+            token_hash=key, family_id="f", client_id="c", agent_id="a", user_id="u",
+            provider_id="p", scopes=[], family_expires_at=expires, **common,
         )
     if model is ReplayRow:
         return ReplayRow(key=key, expires_at=expires)
@@ -119,7 +133,7 @@ def test_athkit_db_purge(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ath_tokens: 1" in proc.stdout and "purged 6 expired row(s)" in proc.stdout
+    assert "ath_tokens: 1" in proc.stdout and "purged 7 expired row(s)" in proc.stdout
     db = Database(f"sqlite:///{tmp_path / 'athkit.db'}")
     assert set(_counts(db).values()) == {1}  # the live rows stay
     db.dispose()
