@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import secrets
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -16,8 +18,15 @@ from tests.faults.tcpfault import FaultyTCPProxy
 def pg_database() -> Iterator[str]:
     """A throwaway database of this test (plain libpq DSN, no proxy)."""
     name = f"athkit_fault_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    for attempt in range(10):  # parallel workers: CREATE DATABASE copies a busy template1
+        try:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            break
+        except psycopg.errors.ObjectInUse:
+            if attempt == 9:
+                raise
+            time.sleep(0.2 + random.random())
     try:
         yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
     finally:
