@@ -21,10 +21,13 @@ on one node takes to be refused on the other (100 trials). The last lines are ``
 from __future__ import annotations
 
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -45,6 +48,7 @@ from athkit.demo.upstream import start_oidc_provider
 from athkit.gateway.config import GatewayConfig
 from athkit.web.serving import BackgroundServer, free_port
 
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 ONE_MB = 1024 * 1024
 FA_ENV = "ATHKIT_BENCH_FORWARD_AUTH_SECRET"
 SIZES = {"small": "/v1/me", "1mb": f"/v1/download?size={ONE_MB}"}
@@ -119,7 +123,34 @@ def summarize(m: dict[tuple[str, str, int], list[WrkResult]]) -> dict[str, float
     return figures
 
 
-def run_proxies(tmp: Path, quick: bool) -> dict[str, float]:
+def profile_gateway(pid: int, url: str, headers: dict[str, str], tmp: Path) -> None:
+    """py-spy on the gateway while wrk keeps 50 connections busy: where its CPU goes."""
+    out = tmp / "gateway.pyspy"
+    spy = subprocess.Popen(  # noqa: S603 - py-spy from the venv, fixed arguments
+        [PY_SPY, "record", "--gil", "-p", str(pid), "-d", "8", "-r", "200", "-f", "raw"]
+        + ["-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    wrk(url, headers, connections=50, seconds=9)
+    spy.wait(timeout=60)
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = {f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 2)[-1] + ")"
+                  for f in stack.split(";") if f}
+        for f in frames:
+            inclusive[f] += n
+    print(f"py-spy --gil, gateway at 50 connections: {total} samples; inclusive share")
+    for name, n in inclusive.most_common(60):
+        print(f"  {100 * n / total:5.1f}%  {name}")
+
+
+def run_proxies(tmp: Path, quick: bool, profile: bool = False) -> dict[str, float]:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     gw_url = f"http://127.0.0.1:{port}"
@@ -185,6 +216,9 @@ def run_proxies(tmp: Path, quick: bool) -> dict[str, float]:
                 raise RuntimeError(f"{route}: HTTP {r.status_code} {r.text[:300]}")
         for route, url in urls.items():  # warm-up: connections, caches
             wrk(url + "/v1/me", auth[route], connections=10, seconds=1)
+        if profile:
+            profile_gateway(gateway.process.pid, urls["gateway"] + "/v1/me", auth["gateway"], tmp)
+            return {}
         rounds, seconds = (1, 1) if quick else (3, 4)
         matrix = proxy_matrix(urls, auth, rounds, seconds)
         mem = gateway.memory_kib()
@@ -218,8 +252,14 @@ ORDER = [
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--profile", action="store_true", help="only py-spy the gateway at c50")
+    args = p.parse_args()
     header("athkit bench: the hot path side by side", args)
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="athkit-profile-") as tmp_name:
+            run_proxies(Path(tmp_name), True, profile=True)
+        return
     started = time.perf_counter()
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="athkit-compare-") as tmp_name:

@@ -32,7 +32,7 @@ def run(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 def test_service_table(run, shop: Shop) -> None:  # type: ignore[no-untyped-def]
     result = run("--service", shop.url, "--dev")
     assert result.exit_code == 0, result.output
-    assert "com.ath-shop.ecommerce" in result.output
+    assert "ath-shop" in result.output
     assert "products:read" in result.output and f"{shop.url}/api" in result.output
 
 
@@ -79,7 +79,7 @@ def test_url_asks_and_yes_fetches(run, srv: Srv) -> None:  # type: ignore[no-unt
 def test_url_allowlisted_does_not_ask(run, shop: Shop) -> None:  # type: ignore[no-untyped-def]
     result = run("--url", shop.url, "--dev", "--allow", shop.url)
     assert result.exit_code == 0, result.output
-    assert "[y/N]" not in result.output and "com.ath-shop.ecommerce" in result.output
+    assert "[y/N]" not in result.output and "ath-shop" in result.output
 
 
 def test_url_http_outside_dev_mode(run, shop: Shop) -> None:  # type: ignore[no-untyped-def]

@@ -35,7 +35,7 @@ SHOP_SCOPES = ("products:read", "cart:read", "cart:write", "orders:read", "order
 
 
 def _assert_shop(p: DiscoveredProvider, shop: Shop) -> None:
-    assert p.provider_id == "com.ath-shop.ecommerce"
+    assert p.provider_id == "ath-shop"  # ath-app.json's provider_id (app_id is an alias)
     assert p.base_url == shop.url
     assert p.authorization_endpoint == f"{shop.url}/ath/authorize"
     assert p.token_endpoint == f"{shop.url}/ath/token"
@@ -99,7 +99,7 @@ def test_discovered_provider_drives_an_ath_client(shop: Shop) -> None:
     p = discover(service=shop.url, dev_mode=True).provider
     key = AgentKey.generate("P-256", kid="k")
     with ATHClient(p.base_url, "https://agent.example/a.json", key, api_base=p.api_base) as c:
-        assert c.discover().app_id == p.provider_id
+        assert c.discover().provider_id == p.provider_id
         assert c.api_base == p.api_base
 
 
@@ -412,7 +412,7 @@ def test_tool_needs_confirmation_then_ok(shop: Shop) -> None:
     }
     ok = discover_provider_tool(shop.url, approved_origins=[shop.url], dev_mode=True)
     assert ok["status"] == "ok" and ok["mode"] == "direct"
-    assert ok["providers"][0]["provider_id"] == "com.ath-shop.ecommerce"
+    assert ok["providers"][0]["provider_id"] == "ath-shop"
     json.dumps(ok)  # JSON-ready
 
 

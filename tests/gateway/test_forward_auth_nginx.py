@@ -50,22 +50,16 @@ http {{
 """
 
 
-def doc_snippet() -> str:
-    m = re.search(r"<!-- nginx-forward-auth -->\s*```nginx\n(.*?)```", DOC.read_text(), re.S)
-    assert m, "docs/forward-auth.md lost its nginx snippet"
+def doc_block(marker: str, lang: str) -> str:
+    m = re.search(rf"<!-- {marker} -->\s*```{lang}\n(.*?)```", DOC.read_text(), re.S)
+    assert m, f"docs/forward-auth.md lost its {marker} snippet"
     return m.group(1)
 
 
-@pytest.fixture
-def nginx_front(
-    oidc_factory: Any,
-    resource_api_factory: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[Gateway, str]]:
-    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if exe is None:
-        pytest.fail("nginx is not installed: apt-get install -y nginx", pytrace=False)
+def start_deciding_gateway(
+    oidc_factory: Any, resource_api_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Gateway, str]:
+    """A gateway with [forward_auth] in front of Example Mail; returns it and its secret."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     op = oidc_factory.start([f"{base}/ath/callback"], access_token_ttl=300)
@@ -80,14 +74,43 @@ def nginx_front(
     sealer = TokenSealer.from_spec(new_key_spec("t1"))
     svc = GatewayService(cfg, sealer=sealer)
     server = BackgroundServer(create_gateway_app(cfg, service=svc), port=port).start()
-    nginx_port = free_port()
-    snippet = (
-        doc_snippet()
-        .replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-        .replace("127.0.0.1:9000", f"127.0.0.1:{api.port}")
-        .replace("127.0.0.1:8443", f"127.0.0.1:{nginx_port}")
-        .replace("CHANGE-ME-forward-auth-secret", fa_secret)
+    return Gateway(base, op, api, svc, server, sealer), fa_secret
+
+
+def with_ports(snippet: str, gw: Gateway, front_port: int, secret: str) -> str:
+    return (
+        snippet.replace("127.0.0.1:8080", f"127.0.0.1:{gw.server.port}")
+        .replace("127.0.0.1:9000", f"127.0.0.1:{gw.api.port}")
+        .replace("127.0.0.1:8443", f"127.0.0.1:{front_port}")
+        .replace("CHANGE-ME-forward-auth-secret", secret)
     )
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            httpx.get(url + "/v1/me", timeout=2)
+            return
+        except httpx.HTTPError:
+            assert proc.poll() is None, log.read_text() if log.exists() else "exited"
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def nginx_front(
+    oidc_factory: Any,
+    resource_api_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Gateway, str]]:
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        pytest.fail("nginx is not installed: apt-get install -y nginx", pytrace=False)
+    gw, secret = start_deciding_gateway(oidc_factory, resource_api_factory, tmp_path, monkeypatch)
+    nginx_port = free_port()
+    snippet = with_ports(doc_block("nginx-forward-auth", "nginx"), gw, nginx_port, secret)
     ngx = tmp_path / "nginx"
     ngx.mkdir()
     (ngx / "nginx.conf").write_text(NGINX_MAIN.format(tmp=ngx, snippet=snippet))
@@ -99,20 +122,12 @@ def nginx_front(
     )
     url = f"http://127.0.0.1:{nginx_port}"
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(url + "/v1/me", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, (ngx / "error.log").read_text()
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
-        yield Gateway(base, op, api, svc, server, sealer), url
+        wait_until_up(proc, url, ngx / "error.log")
+        yield gw, url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        server.stop()
+        gw.server.stop()
 
 
 def call(url: str, path: str, headers: dict[str, str], method: str = "GET") -> httpx.Response:
@@ -122,7 +137,11 @@ def call(url: str, path: str, headers: dict[str, str], method: str = "GET") -> h
 def test_full_flow_refusals_and_revocation_through_nginx(
     nginx_front: tuple[Gateway, str], agent: AgentIdentity
 ) -> None:
-    gw, url = nginx_front
+    full_flow_through(*nginx_front, agent)
+
+
+def full_flow_through(gw: Gateway, url: str, agent: AgentIdentity) -> None:
+    """The whole ATH flow at the gateway, then API calls through the proxy in front."""
     client = connect(gw, agent, scopes=["mail:read"])
     token = client.access_token or ""
     ath = {"Authorization": f"Bearer {token}", "X-ATH-Agent-ID": agent.agent_id}

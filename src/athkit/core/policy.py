@@ -38,6 +38,8 @@ class ProviderDecision:
     approved_scopes: list[str]
     denied_scopes: list[str]
     denial_reason: str | None = None
+    #: Why each denied scope was denied (shown to the agent, PROTOCOL-NOTES.md §4).
+    scope_reasons: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = {
@@ -47,6 +49,8 @@ class ProviderDecision:
         }
         if self.denial_reason:
             d["denial_reason"] = self.denial_reason
+        if self.scope_reasons:
+            d["denied_scope_reasons"] = dict(self.scope_reasons)
         return d
 
 
@@ -54,6 +58,8 @@ class ProviderDecision:
 class RegistrationDecision:
     status: Literal["approved", "pending", "denied"]
     providers: list[ProviderDecision]
+    #: Why the agent as a whole is not approved (None when it is).
+    reason: str | None = None
 
 
 @dataclass
@@ -81,19 +87,19 @@ class ApprovalPolicy:
         self, provider_id: str, requested: Sequence[str], supported: Sequence[str], trusted: bool
     ) -> ProviderDecision:
         approved: list[str] = []
-        denied: list[str] = []
-        reasons: list[str] = []
+        why: dict[str, str] = {}
         for scope in dict.fromkeys(requested):
             rule = self.scope_rules.get(scope, "allow")
             if scope not in supported:
-                denied.append(scope)
-                reasons.append(f"{scope}: not offered by this service")
-            elif rule == "deny" or (rule == "trusted" and not trusted):
-                denied.append(scope)
-                reasons.append(f"{scope}: not granted to this agent by policy")
+                why[scope] = "not offered by this service"
+            elif rule == "deny":
+                why[scope] = "not granted to any agent by this service's policy"
+            elif rule == "trusted" and not trusted:
+                why[scope] = "granted only to agents this service trusts"
             else:
                 approved.append(scope)
-        return ProviderDecision(provider_id, approved, denied, "; ".join(reasons) or None)
+        reason = "; ".join(f"{s}: {r}" for s, r in why.items()) or None
+        return ProviderDecision(provider_id, approved, list(why), reason, why)
 
     def decide(
         self,
@@ -106,14 +112,29 @@ class ApprovalPolicy:
         providers: list[ProviderDecision] = []
         for provider_id, scopes in requested:
             if provider_id not in supported:
+                known = ", ".join(sorted(supported)) or "none"
                 providers.append(
-                    ProviderDecision(provider_id, [], list(scopes), "unknown provider")
+                    ProviderDecision(
+                        provider_id,
+                        [],
+                        list(scopes),
+                        f"unknown provider (this service offers: {known})",
+                        {s: "unknown provider" for s in scopes},
+                    )
                 )
             else:
                 providers.append(
                     self.decide_scopes(provider_id, scopes, supported[provider_id], trusted)
                 )
         if self.auto_approve or trusted:
-            any_scope = any(p.approved_scopes for p in providers)
-            return RegistrationDecision("approved" if any_scope else "denied", providers)
-        return RegistrationDecision(self.unknown_agents, providers)
+            if any(p.approved_scopes for p in providers):
+                return RegistrationDecision("approved", providers)
+            return RegistrationDecision(
+                "denied", providers, "none of the requested scopes can be granted"
+            )
+        reason = (
+            "an operator of this service has to approve this agent"
+            if self.unknown_agents == "pending"
+            else "this service admits only agents it trusts"
+        )
+        return RegistrationDecision(self.unknown_agents, providers, reason)

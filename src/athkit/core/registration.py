@@ -6,7 +6,9 @@ Also the client authentication and the approved-agent checks later phases build 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from athkit.core.attestation import VerifiedAttestation
 from athkit.core.audit import audit_row
 from athkit.core.clock import as_utc, iso, to_datetime
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
@@ -49,6 +51,14 @@ class Registration(ServiceBase):
     @protocol_step
     def register(self, req: RegisterRequest) -> RegisterResponse:
         now = self.clock()
+        req = req.model_copy(
+            update={
+                "requested_providers": [
+                    p.model_copy(update={"provider_id": self.canonical_provider(p.provider_id)})
+                    for p in req.requested_providers
+                ]
+            }
+        )
         for uri in req.redirect_uris or []:
             check_redirect_uri(uri, dev_mode=self.settings.dev_mode)
         for p in req.requested_providers:
@@ -65,10 +75,9 @@ class Registration(ServiceBase):
                 ErrorCode.AGENT_IDENTITY_MISMATCH,
                 "developer.id differs from the agent's identity document",
             )
-        if self.store.get_agent_by_agent_id(req.agent_id) is not None:
-            raise ATHError(
-                ErrorCode.AGENT_ALREADY_REGISTERED, "this agent_id is already registered"
-            )
+        existing = self.store.get_agent_by_agent_id(req.agent_id)
+        if existing is not None:
+            return self._reregister(existing, req, verified, now)
         decision = self.policy.decide(
             req.agent_id,
             req.developer.id,
@@ -95,6 +104,8 @@ class Registration(ServiceBase):
             approval_expires=expires,
             created_at=when,
             updated_at=when,
+            decided_by="policy",
+            decision_reason=decision.reason,
         )
         requested = [s for p in req.requested_providers for s in p.scopes]
         audit = audit_row(
@@ -105,7 +116,7 @@ class Registration(ServiceBase):
             requested=requested,
             effective=[s for p in decision.providers for s in p.approved_scopes],
             denied=[s for p in decision.providers for s in p.denied_scopes],
-            reason=None if decision.status == "approved" else f"policy: {decision.status}",
+            reason=None if decision.status == "approved" else f"policy: {decision.reason}",
             details={"client_id": client_id},
         )
         try:
@@ -122,21 +133,87 @@ class Registration(ServiceBase):
             approval_expires=iso(expires),
         )
 
+    def _reregister(
+        self, existing: AgentRow, req: RegisterRequest, verified: VerifiedAttestation, now: float
+    ) -> RegisterResponse:
+        """A registration of an agent_id that is already registered (PROTOCOL-NOTES.md §4).
+
+        The fresh attestation has just proven control of the agent's key. An operator's deny
+        or suspension stands (403); the same request again is the §4 duplicate (409); any other
+        request (after a policy denial, or for other providers or scopes) is decided anew by
+        the policy: same ``client_id``, a new ``client_secret``, live tokens revoked."""
+        if existing.decided_by == "operator" and existing.status in ("denied", "suspended"):
+            raise ATHError(
+                ErrorCode.AGENT_UNAPPROVED,
+                f"an operator of this service {existing.status} this agent; "
+                "only an operator can lift that",
+                {"agent_status": existing.status, "decided_by": "operator"},
+            )
+        wanted = [p.model_dump() for p in req.requested_providers]
+        if existing.status in ("approved", "pending") and (
+            _same_request(existing.requested_providers, wanted)
+            and list(existing.redirect_uris or []) == list(req.redirect_uris or [])
+        ):
+            raise ATHError(
+                ErrorCode.AGENT_ALREADY_REGISTERED,
+                "this agent_id is already registered with this request",
+                {"client_id": existing.client_id, "agent_status": existing.status},
+            )
+        decision = self.policy.decide(
+            req.agent_id,
+            req.developer.id,
+            [(p.provider_id, p.scopes) for p in req.requested_providers],
+            self.supported,
+        )
+        client_secret = new_secret("ath_secret_", 32)
+        when = to_datetime(now)
+        expires = when + timedelta(days=self.settings.approval_ttl_days)
+        proposed = [p.as_dict() for p in decision.providers]
+        values: dict[str, Any] = {
+            "client_secret_hash": hash_secret(client_secret),
+            "name": verified.identity.name,
+            "developer_name": verified.identity.developer.name,
+            "developer_id": verified.identity.developer.id,
+            "purpose": req.purpose,
+            "redirect_uris": list(req.redirect_uris or []),
+            "requested_providers": wanted,
+            "approved_providers": proposed,
+            "status": decision.status,
+            "approval_expires": expires,
+            "updated_at": when,
+            "decided_by": "policy",
+            "decision_reason": decision.reason,
+        }
+        audit = audit_row(
+            now,
+            "agent.reregister",
+            decision.status,
+            agent_id=req.agent_id,
+            requested=[s for p in req.requested_providers for s in p.scopes],
+            effective=[s for p in decision.providers for s in p.approved_scopes],
+            denied=[s for p in decision.providers for s in p.denied_scopes],
+            reason=None if decision.status == "approved" else f"policy: {decision.reason}",
+            details={"client_id": existing.client_id, "previous_status": existing.status},
+        )
+        expected = (existing.status, existing.client_secret_hash)
+        if not self.store.reregister_agent(existing.client_id, expected, values, audit):
+            raise ATHError(
+                ErrorCode.AGENT_ALREADY_REGISTERED,
+                "this agent's registration changed meanwhile; register again",
+                {"client_id": existing.client_id},
+            )
+        return RegisterResponse(
+            client_id=existing.client_id,
+            client_secret=client_secret,
+            agent_status=AgentStatus(decision.status),
+            approved_providers=visible_approvals(decision.status, proposed, decision.reason),
+            approval_expires=iso(expires),
+        )
+
     @staticmethod
     def _visible_approvals(row: AgentRow) -> list[ProviderApproval]:
         """Approvals as the agent sees them: nothing is approved unless the agent is."""
-        out = []
-        for p in row.approved_providers:
-            approval = ProviderApproval.model_validate(p)
-            if row.status != "approved":
-                approval = ProviderApproval(
-                    provider_id=approval.provider_id,
-                    approved_scopes=[],
-                    denied_scopes=approval.approved_scopes + approval.denied_scopes,
-                    denial_reason=f"agent is {row.status}",
-                )
-            out.append(approval)
-        return out
+        return visible_approvals(row.status, row.approved_providers, row.decision_reason)
 
     def authenticate_client(self, client_id: str, client_secret: str) -> AgentRow:
         """Check client credentials in constant time (§4 athkit rule, §6, §8)."""
@@ -193,6 +270,7 @@ class Registration(ServiceBase):
             approved_providers=None,
             now=to_datetime(now),
             revoke_tokens=status != "approved",
+            reason=reason,
             audit=audit_row(
                 now,
                 "agent.decision",
@@ -221,3 +299,39 @@ class Registration(ServiceBase):
             if p.get("provider_id") == provider_id:
                 return list(p.get("approved_scopes") or [])
         return None
+
+
+def _same_request(stored: list[Any], wanted: list[dict[str, Any]]) -> bool:
+    def norm(items: list[Any]) -> list[tuple[str, tuple[str, ...]]]:
+        return sorted(
+            (str(p.get("provider_id")), tuple(sorted(p.get("scopes") or [])))
+            for p in items
+            if isinstance(p, dict)
+        )
+
+    return norm(stored) == norm(wanted)
+
+
+def visible_approvals(
+    status: str, approved_providers: list[Any], reason: str | None
+) -> list[ProviderApproval]:
+    """Approvals as the agent sees them: nothing is approved unless the agent is, and every
+    denied scope says why (the policy's reason per provider and scope, §4)."""
+    out = []
+    for p in approved_providers:
+        approval = ProviderApproval.model_validate(p)
+        why = dict(approval.denied_scope_reasons or {})
+        if status != "approved":
+            held = f"agent is {status}" + (f": {reason}" if reason else "")
+            for scope in approval.approved_scopes:
+                why.setdefault(scope, held)
+            parts = [held] + ([approval.denial_reason] if approval.denial_reason else [])
+            approval = ProviderApproval(
+                provider_id=approval.provider_id,
+                approved_scopes=[],
+                denied_scopes=approval.approved_scopes + approval.denied_scopes,
+                denial_reason="; ".join(parts),
+            )
+        approval.denied_scope_reasons = why or None
+        out.append(approval)
+    return out

@@ -135,6 +135,7 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             ath_version="0.1",
             app_id=s.app_id,
             name=s.app_name,
+            provider_id=s.provider_id or None,
             auth=ServiceAuth(
                 authorization_endpoint=f"{s.public_url}/ath/authorize",
                 token_endpoint=s.token_endpoint,

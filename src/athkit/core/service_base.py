@@ -29,3 +29,11 @@ class ServiceBase:
     verifier: AttestationVerifier
     resources: ResourceRegistry
     token_checks: TokenChecks
+
+    def canonical_provider(self, provider_id: str) -> str:
+        """The service's ``provider_id`` for its ``app_id`` (the id ``ath-app.json`` names
+        first and the SDKs hand on), any other id unchanged (PROTOCOL-NOTES.md, §2)."""
+        s = self.settings
+        if s.provider_id and provider_id == s.app_id and s.app_id != s.provider_id:
+            return s.provider_id
+        return provider_id

@@ -32,6 +32,7 @@ class AuthorizationSessions(Registration):
     @protocol_step
     def authorize(self, req: AuthorizeRequest) -> AuthorizeResponse:
         now = self.clock()
+        req = req.model_copy(update={"provider_id": self.canonical_provider(req.provider_id)})
         if len(req.state) < MIN_STATE_LENGTH:
             raise ATHError(ErrorCode.INVALID_REQUEST, "state must carry at least 128 bits")
         agent = self._approved_agent(req.client_id)

@@ -120,7 +120,7 @@ class TokenLifecycle(AuthorizationSessions):
         return self.token_checks.validate(
             token,
             agent_header=agent_header,
-            provider_id=provider_id,
+            provider_id=None if provider_id is None else self.canonical_provider(provider_id),
             required=required,
             resource=resource,
         )
@@ -138,7 +138,7 @@ class TokenLifecycle(AuthorizationSessions):
         return self.token_checks.from_memory(
             token,
             agent_header=agent_header,
-            provider_id=provider_id,
+            provider_id=None if provider_id is None else self.canonical_provider(provider_id),
             required=required,
             resource=resource,
         )

@@ -197,18 +197,19 @@ def create_shop_app(
     )
     app.state.ath = ath
 
-    @app.get("/", response_class=HTMLResponse)
+    # The sign-in pages are for browsers, not part of the shop's API document.
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request) -> str:
         who = current_user(request)
         return (
             f"<h1>ATH Shop</h1><p>{'Signed in as ' + escape(who) if who else 'Not signed in'}</p>"
         )
 
-    @app.get("/login", response_class=HTMLResponse)
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(next: str = "/") -> str:
         return _login_page(_safe_next(next))
 
-    @app.post("/login")
+    @app.post("/login", include_in_schema=False)
     def login(
         username: str = Form(max_length=128),
         password: str = Form(max_length=256),

@@ -1,7 +1,7 @@
 """The token endpoint ``/oauth/token`` (RFC 6749 §3.2, §4.1.3, §5; OAuth 2.1 §3.2).
 
 Form-encoded requests only. ``authorization_code`` (with the PKCE ``code_verifier``) and
-``refresh_token`` (rotation: :func:`athkit.core.oauth_grants.refresh_grant`). The answer is
+``refresh_token`` (rotation: :func:`athkit.core.oauth_refresh.refresh_grant`). The answer is
 the RFC 6749 §5.1 JSON; the access token is bound to its agent and its audience.
 """
 
@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from athkit.core.oauth_grants import AccessTokenMinter, IssuedGrant, redeem_code, refresh_grant
+from athkit.core.oauth_grants import AccessTokenMinter, IssuedGrant, redeem_code
+from athkit.core.oauth_refresh import refresh_grant
 from athkit.oauth.client_auth import authenticate_client
 from athkit.oauth.clients import ClientDirectory
 from athkit.oauth.errors import OAuthError

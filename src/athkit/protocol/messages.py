@@ -127,6 +127,8 @@ class ProviderApproval(Message):
     approved_scopes: list[str] = Field(default_factory=list)
     denied_scopes: list[str] = Field(default_factory=list)
     denial_reason: str | None = None
+    #: athkit: why each scope in ``denied_scopes`` is denied (PROTOCOL-NOTES.md, §4).
+    denied_scope_reasons: dict[str, str] | None = None
 
 
 class RegisterResponse(Message):

@@ -29,6 +29,7 @@ from athkit.store.shared import MemoryRateLimiter
 from athkit.web.body import read_json
 from athkit.web.errors import install_error_handlers
 from athkit.web.health import build_health_router
+from athkit.web.openapi import json_body
 from athkit.web.ratelimit import RateLimits, Rule, install_rate_limits
 from athkit.web.security_headers import harden
 
@@ -149,7 +150,7 @@ def create_registry_app(
         result = await run_in_worker(svc.search, intent, limit, mode)
         return JSONResponse(result.to_dict(), headers=NO_STORE)
 
-    @app.post("/api/listings")
+    @app.post("/api/listings", openapi_extra=json_body(SubmitRequest))
     async def submit(request: Request) -> Response:
         req = await read_json(request, SubmitRequest, MAX_BODY)
         listing, listed = await run_in_worker(svc.submit, req.url, req.description, req.categories)
@@ -207,7 +208,7 @@ def create_registry_app(
             headers=NO_STORE,
         )
 
-    @app.post("/api/admin/listings")
+    @app.post("/api/admin/listings", openapi_extra=json_body(SubmitRequest))
     async def admin_add(request: Request) -> Response:
         """List an origin without ownership proof (``verified`` stays false)."""
         require_admin(request)

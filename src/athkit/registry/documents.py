@@ -250,7 +250,7 @@ def parse_entries(
                 url=origin,
                 issuer=origin,
                 protocol=protocol,
-                provider_id=_clip(svc.app_id, 256),
+                provider_id=_clip(svc.provider_id or svc.app_id, 256),
                 scopes=scopes,
                 categories=_str_list(doc.get("categories")) or fallback_categories,
                 **capabilities.read(doc, scopes),

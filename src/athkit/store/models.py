@@ -75,6 +75,11 @@ class AgentRow(Base):
     token_endpoint_auth_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     #: The client's OAuth metadata as registered or fetched (name, uris, jwks ...).
     client_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Who took the current decision: ``policy`` (at registration) or ``operator``. An
+    #: operator's deny or suspension is sticky: re-registration cannot lift it.
+    decided_by: Mapped[str] = mapped_column(String(16), default="policy", server_default="policy")
+    #: Why the agent is not approved, in words the agent is shown (policy or operator).
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SessionRow(Base):

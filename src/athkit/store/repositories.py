@@ -115,6 +115,40 @@ class Store:
                 q = q.where(AgentRow.status == status)
             return s.scalars(q).all()
 
+    def reregister_agent(
+        self,
+        client_id: str,
+        expected: tuple[str, str],
+        values: dict[str, Any],
+        audit: AuditRow,
+    ) -> bool:
+        """Replace an agent's request and policy decision (a re-registration, §4 athkit rule)
+        and revoke its live tokens; compare-and-set on the old secret hash (each
+        re-registration issues a new secret) and the status, so two racing re-registrations
+        cannot both win and an operator's decision in between is not overwritten.
+        ``expected`` is (status, secret hash)."""
+        now = values["updated_at"]
+        with self._revoking(Revocation(client_id=client_id)) as s:
+            if not update_one(
+                s,
+                update(AgentRow)
+                .where(
+                    AgentRow.client_id == client_id,
+                    AgentRow.status == expected[0],
+                    AgentRow.client_secret_hash == expected[1],
+                )
+                .values(**values),
+            ):
+                return False
+            s.execute(
+                update(TokenRow)
+                .where(TokenRow.client_id == client_id, TokenRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            revoke_families(s, [RefreshTokenRow.client_id == client_id], now)
+            s.add(audit)
+            return True
+
     def set_agent_decision(
         self,
         client_id: str,
@@ -124,10 +158,16 @@ class Store:
         now: datetime,
         audit: AuditRow,
         revoke_tokens: bool = False,
+        reason: str | None = None,
     ) -> bool:
         """Record an operator decision on an agent; optionally revoke all its tokens."""
         with self._revoking(Revocation(client_id=client_id)) as s:
-            values: dict[str, Any] = {"status": status, "updated_at": now}
+            values: dict[str, Any] = {
+                "status": status,
+                "updated_at": now,
+                "decided_by": "operator",
+                "decision_reason": reason,
+            }
             if approved_providers is not None:
                 values["approved_providers"] = approved_providers
             if not update_one(

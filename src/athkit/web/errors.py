@@ -21,6 +21,7 @@ from athkit.core.secrets import new_secret
 from athkit.oauth.resource_metadata import bearer_challenge
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.errors import as_unavailable
+from athkit.web.openapi import describe_errors
 
 log = logging.getLogger("athkit.web")
 
@@ -135,6 +136,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure as §9 JSON, and say so in the app's OpenAPI document."""
+    describe_errors(app)
     app.add_exception_handler(ATHError, _ath_error)
     # Database errors answered here are not re-raised to the server (no trace in its log).
     app.add_exception_handler(SQLAlchemyError, _unexpected)

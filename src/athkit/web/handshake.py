@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from athkit.core.handshake import (
@@ -35,6 +34,7 @@ from athkit.oauth.consent import CurrentUser, resolve_user
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.body import read_json_object
 from athkit.web.errors import templates
+from athkit.web.openapi import json_body
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 STATIC = Path(__file__).parent / "static"
@@ -68,12 +68,6 @@ def _same_origin(request: Request, public_url: str) -> bool:
         return True
     p = urlsplit(public_url)
     return origin.rstrip("/") == f"{p.scheme}://{p.netloc}"
-
-
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI request body for a route that reads its JSON itself (strict 4xx errors)."""
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def build_handshake_router(current_user: CurrentUser | None) -> APIRouter:

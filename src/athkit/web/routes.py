@@ -14,6 +14,7 @@ from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
 from athkit.web.body import read_json
+from athkit.web.openapi import json_body
 from athkit.web.ratelimit import limit_agent
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -45,7 +46,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
                 headers={"Cache-Control": "public, max-age=300"},
             )
 
-    @router.post("/ath/agents/register", status_code=201)
+    @router.post("/ath/agents/register", status_code=201, openapi_extra=json_body(RegisterRequest))
     async def register(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, RegisterRequest, svc.settings.max_body_bytes)
@@ -69,7 +70,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
             raise ATHError(ErrorCode.INVALID_CLIENT, "authenticate with client_secret_basic")
         return JSONResponse(res.model_dump(mode="json"), headers=NO_STORE)
 
-    @router.post("/ath/authorize")
+    @router.post("/ath/authorize", openapi_extra=json_body(AuthorizeRequest))
     async def authorize(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, AuthorizeRequest, svc.settings.max_body_bytes)
@@ -77,7 +78,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
         res = await run_in_worker(svc.authorize, req)
         return JSONResponse(res.model_dump(), headers=NO_STORE)
 
-    @router.post("/ath/token")
+    @router.post("/ath/token", openapi_extra=json_body(TokenRequest))
     async def token(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, TokenRequest, svc.settings.max_body_bytes)
@@ -85,7 +86,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
         res = await run_in_worker(svc.exchange, req)
         return JSONResponse(res.model_dump(), headers=NO_STORE)
 
-    @router.post("/ath/revoke")
+    @router.post("/ath/revoke", openapi_extra=json_body(RevokeRequest))
     async def revoke(request: Request) -> Response:
         svc = service_of(request)
         req = await read_json(request, RevokeRequest, svc.settings.max_body_bytes)

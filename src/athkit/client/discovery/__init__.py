@@ -45,18 +45,14 @@ JSON-ready dicts and never prompt: an unapproved URL yields
 user and call again with the origin in ``approved_origins``.
 
 One module per part: ``errors``, ``guard`` (allowlist, origins, limits), ``cache``, ``results``,
-``core`` (the sans-I/O rules), ``fetchers`` (one hop of I/O), ``drivers`` (:func:`discover`,
-:func:`adiscover`) and ``tools`` (agent-framework helpers). Every name stays importable from
-here.
+``documents`` (from a document to providers), ``core`` (the sans-I/O rules), ``fetchers`` (one
+hop of I/O), ``drivers`` (:func:`discover`, :func:`adiscover`) and ``tools`` (agent-framework
+helpers). Every name stays importable from here.
 """
 
 from athkit.client.discovery.cache import DiscoveryCache
 from athkit.client.discovery.core import (
-    AUTHORIZE_PATH,
-    PROXY_BASE_PATH,
     REDIRECT_STATUSES,
-    REGISTER_PATH,
-    REGISTRY_SEARCH_PATH,
     ConfirmRequest,
     DiscoveryCore,
     DiscoveryFlow,
@@ -65,6 +61,12 @@ from athkit.client.discovery.core import (
     Step,
 )
 from athkit.client.discovery.core import _Target as _Target
+from athkit.client.discovery.documents import (
+    AUTHORIZE_PATH,
+    PROXY_BASE_PATH,
+    REGISTER_PATH,
+    REGISTRY_SEARCH_PATH,
+)
 from athkit.client.discovery.drivers import (
     AsyncConfirmCallback,
     ConfirmCallback,

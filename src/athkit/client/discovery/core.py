@@ -13,7 +13,7 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -21,13 +21,20 @@ from athkit import netguard
 from athkit.client._core import (
     GATEWAY_DISCOVERY_PATH,
     SERVICE_DISCOVERY_PATH,
-    TOKEN_PATH,
     PreparedRequest,
     RawResponse,
     load_manual_config,
     manual_base_url,
 )
 from athkit.client.discovery.cache import DiscoveryCache, header_value
+from athkit.client.discovery.documents import (
+    REGISTER_PATH,
+    gateway_providers,
+    registry_search_url,
+    service_provider,
+    validate,
+    well_known,
+)
 from athkit.client.discovery.errors import (
     BlockedURLError,
     ConfirmationDeniedError,
@@ -56,10 +63,6 @@ from athkit.protocol.messages import (
 )
 from athkit.protocol.version import check_compatible
 
-AUTHORIZE_PATH = "/ath/authorize"
-REGISTER_PATH = "/ath/agents/register"
-PROXY_BASE_PATH = "/ath/proxy/"
-REGISTRY_SEARCH_PATH = "/api/search"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "athkit-discovery"
 
@@ -216,22 +219,8 @@ class DiscoveryCore:
     def _service(self, base: str, fetched: _Fetched, mode: DiscoveryMode) -> Discovery:
         data = self._json(fetched)
         version = self.check_version(data, fetched.final_url)
-        doc = _validate(ServiceDiscoveryDocument, data, fetched.final_url)
-        token = doc.auth.token_endpoint.rstrip("/")
-        base_url = token[: -len(TOKEN_PATH)] if token.endswith(TOKEN_PATH) else base
-        provider = DiscoveredProvider(
-            provider_id=doc.app_id,
-            name=doc.name,
-            base_url=base_url,
-            authorization_endpoint=doc.auth.authorization_endpoint,
-            token_endpoint=doc.auth.token_endpoint,
-            api_base=doc.api_base.rstrip("/"),
-            scopes=tuple(doc.auth.scopes_supported),
-            registration_endpoint=doc.auth.registration_endpoint or base_url + REGISTER_PATH,
-            agent_attestation_required=doc.auth.agent_attestation_required,
-            kind="service",
-            discovery_url=fetched.final_url,
-        )
+        doc = validate(ServiceDiscoveryDocument, data, fetched.final_url)
+        provider = service_provider(doc, base, fetched.final_url)
         return Discovery(
             mode, [provider], fetched.url, doc, version, fetched.from_cache, list(self.warnings)
         )
@@ -239,26 +228,8 @@ class DiscoveryCore:
     def _gateway(self, base: str, fetched: _Fetched, mode: DiscoveryMode) -> Discovery:
         data = self._json(fetched)
         version = self.check_version(data, fetched.final_url)
-        doc = _validate(GatewayDiscoveryDocument, data, fetched.final_url)
-        reg = doc.agent_registration_endpoint.rstrip("/")
-        base_url = reg[: -len(REGISTER_PATH)] if reg.endswith(REGISTER_PATH) else base
-        providers = [
-            DiscoveredProvider(
-                provider_id=p.provider_id,
-                name=p.display_name,
-                base_url=base_url,
-                authorization_endpoint=base_url + AUTHORIZE_PATH,
-                token_endpoint=base_url + TOKEN_PATH,
-                api_base=base_url + PROXY_BASE_PATH + p.provider_id,
-                scopes=tuple(p.available_scopes),
-                categories=tuple(p.categories),
-                registration_endpoint=doc.agent_registration_endpoint,
-                agent_approval_required=p.agent_approval_required,
-                kind="gateway",
-                discovery_url=fetched.final_url,
-            )
-            for p in doc.supported_providers
-        ]
+        doc = validate(GatewayDiscoveryDocument, data, fetched.final_url)
+        providers = gateway_providers(doc, base, fetched.final_url)
         return Discovery(
             mode, providers, fetched.url, doc, version, fetched.from_cache, list(self.warnings)
         )
@@ -291,12 +262,12 @@ class DiscoveryCore:
         return Discovery(DiscoveryMode.MANUAL, [provider], source, config)
 
     def service(self, url: str) -> DiscoveryFlow:
-        base, target = _well_known(url, SERVICE_DISCOVERY_PATH)
+        base, target = well_known(url, SERVICE_DISCOVERY_PATH)
         fetched = yield from self.fetch(target, guarded=False)
         return self._service(base, fetched, DiscoveryMode.SERVICE)
 
     def gateway(self, url: str) -> DiscoveryFlow:
-        base, target = _well_known(url, GATEWAY_DISCOVERY_PATH)
+        base, target = well_known(url, GATEWAY_DISCOVERY_PATH)
         fetched = yield from self.fetch(target, guarded=False)
         return self._gateway(base, fetched, DiscoveryMode.GATEWAY)
 
@@ -309,10 +280,10 @@ class DiscoveryCore:
             yield from self.approve(url)
         path = urlsplit(url).path.rstrip("/")
         if path.endswith(GATEWAY_DISCOVERY_PATH):
-            base, target = _well_known(url, GATEWAY_DISCOVERY_PATH)
+            base, target = well_known(url, GATEWAY_DISCOVERY_PATH)
             fetched = yield from self.fetch(target, guarded=guarded)
             return self._gateway(base, fetched, mode)
-        base, target = _well_known(url, SERVICE_DISCOVERY_PATH)
+        base, target = well_known(url, SERVICE_DISCOVERY_PATH)
         try:
             fetched = yield from self.fetch(target, guarded=guarded)
             return self._service(base, fetched, mode)
@@ -334,12 +305,12 @@ class DiscoveryCore:
         self, intent: str, registry: str, *, limit: int = 10, resolve: bool = False
     ) -> DiscoveryFlow:
         """Search ``registry`` for ``intent``; with ``resolve`` fetch each ATH hit's document."""
-        search_url = _registry_search_url(registry, intent, limit)
+        search_url = registry_search_url(registry, intent, limit)
         fetched = yield from self.fetch(search_url, guarded=False)
         data = self._json(fetched)
         if isinstance(data, list):
             data = {"providers": data}
-        doc = _validate(RegistrySearchResponse, data, fetched.final_url)
+        doc = validate(RegistrySearchResponse, data, fetched.final_url)
         providers: list[DiscoveredProvider] = []
         for hit in doc.providers[:limit]:
             base = (hit.url or hit.issuer or "").rstrip("/")
@@ -410,37 +381,3 @@ class DiscoveryCore:
                 )
             )
         return (yield from self.direct(target.value))
-
-
-def _validate(model: type[Any], data: Any, url: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        problems = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:5]
-        ]
-        raise ProtocolViolation(
-            f"invalid {model.__name__} at {url}", {"url": url, "errors": problems}
-        ) from exc
-
-
-def _well_known(url: str, path: str) -> tuple[str, str]:
-    """``(base, document_url)``: ``url`` is a base URL or already the document's URL."""
-    parts = urlsplit(url)
-    trimmed = parts.path.rstrip("/")
-    for known in (SERVICE_DISCOVERY_PATH, GATEWAY_DISCOVERY_PATH):
-        if trimmed.endswith(known):
-            base_path = trimmed[: -len(known)]
-            base = urlunsplit(parts._replace(path=base_path, query="", fragment=""))
-            return base, url if known == path else base + path
-    base = urlunsplit(parts._replace(path=trimmed, query="", fragment=""))
-    return base, base + path
-
-
-def _registry_search_url(registry: str, intent: str, limit: int) -> str:
-    parts = urlsplit(registry)
-    path = parts.path.rstrip("/")
-    if not path.endswith(REGISTRY_SEARCH_PATH):
-        path += REGISTRY_SEARCH_PATH
-    query = urlencode({"intent": intent, "limit": str(limit)})
-    return urlunsplit(parts._replace(path=path, query=query, fragment=""))
