@@ -2,9 +2,10 @@
 
 ``statement_timeout`` is enforced by the server, so it cannot help when the server (or the
 network to it) stops answering: the client then waits on its socket forever. The watchdog
-notes when each connection leaves the pool and, once it has been out longer than its limit,
-shuts the connection's socket down. The blocked call then fails at once as a lost connection
-(503 ``SERVICE_UNAVAILABLE`` through :mod:`athkit.store.errors`) and the pool discards it.
+notes when each statement starts (and each checkout's ping) and, once one has run longer than
+its limit, shuts the connection's socket down. The blocked call then fails at once as a lost
+connection (503 ``SERVICE_UNAVAILABLE`` through :mod:`athkit.store.errors`) and the pool
+discards it. Long work of many statements (migrations) is fine: each statement is bounded.
 
 Each checkout also replaces SQLAlchemy's ``pool_pre_ping``: one ``SELECT 1`` under the same
 watch, so a dead pooled connection is swapped for a fresh one instead of failing a request.
@@ -82,7 +83,7 @@ class ConnectionWatchdog:
                 _cut(c)
 
     def install(self, engine: Engine) -> None:
-        """Watch ``engine``'s checkouts (ping included) until each connection returns."""
+        """Watch ``engine``'s statements and the ping of each checkout."""
 
         @event.listens_for(engine, "checkout")
         def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
@@ -94,8 +95,23 @@ class ConnectionWatchdog:
                 finally:
                     cursor.close()
             except Exception as exc:
-                self.release(dbapi_conn)
                 raise DisconnectionError("pooled connection is dead") from exc
+            finally:
+                self.release(dbapi_conn)
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before(conn: Any, cursor: Any, *args: Any) -> None:
+            self.watch(conn.connection.dbapi_connection)
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after(conn: Any, cursor: Any, *args: Any) -> None:
+            self.release(conn.connection.dbapi_connection)
+
+        @event.listens_for(engine, "handle_error")
+        def _error(context: Any) -> None:
+            dbapi_conn = getattr(context.connection, "connection", None)
+            if dbapi_conn is not None:
+                self.release(getattr(dbapi_conn, "dbapi_connection", None))
 
         @event.listens_for(engine, "checkin")
         def _checkin(dbapi_conn: Any, record: Any) -> None:
