@@ -1,327 +1,345 @@
-"""Registry ranking evaluation: recall@1, recall@3 and MRR, keyword-only vs hybrid, and search
-latency with 10,000 listed services.
+"""Registry ranking quality and search latency, measured on the real request path.
 
-    .venv/bin/python bench/registry_eval.py [--total 10000] [--queries 300]
+    python bench/registry_eval.py            # full: 1k / 10k / 100k listings + 1M-vector index
+    python bench/registry_eval.py --quick    # CI-sized: 1k / 10k, no 1M index
 
-The labelled set (``bench/registry_eval_data.json``, written for athkit) has 44 services and
-three intents per service, phrased without the words of the service's description. The other
-services up to ``--total`` are synthetic (seeded random combinations of niche B2B topics that
-none of the intents is about), so they act as distractors. Search runs in-process through
-:meth:`RegistryService.search` on SQLite (FTS5 bm25 + numpy dot product), i.e. the work one
-``GET /api/search`` does minus HTTP.
+Quality: the labelled set (``registry_eval_data.json``: 61 listings, 288 intents, see
+``registry_corpus.py``) is searched in every mode (semantic, hybrid, keyword) alone and among
+10,000 distractor listings; recall@1/@3/@10 and MRR per split (``dev`` = what ranking choices
+were made on, ``heldout`` = never tuned on, ``all``).
+
+Latency: every timed search is the full path, query embedding included (the model encodes each
+intent every time; no cache of intent vectors anywhere), in process (``RegistryService.search``)
+and over HTTP (``GET /api/search`` on a real uvicorn, in alternating rounds with in-process), at
+1k / 10k / 100k listings on SQLite. Listing texts of the distractors are embedded once (the
+pool of distinct distractor texts is cycled; ``--unique``) since their cost is not a search
+cost. Also measured: the time until a new listing is searchable and search latency while
+listings are being added; the process's RSS (server and bench share the process). The 1M run
+is simulated: an index of 1,000,000 entries (the distractor vectors with noise) searched with
+real query encodings plus the second stage, without the database.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import random
-import re
+import gc
+import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
+import numpy as np
+import registry_corpus as corpus
+
+from athkit.registry import entries as entry_rows
 from athkit.registry import ranking
+from athkit.registry.app import create_registry_app
 from athkit.registry.documents import EntryData
 from athkit.registry.service import RegistryService, RegistrySettings
+from athkit.registry.vectors import VectorIndex
+from athkit.web.serving import BackgroundServer
 
-DATA = Path(__file__).with_name("registry_eval_data.json")
-
-TOPICS = [
-    "industrial valve maintenance",
-    "fleet telematics",
-    "laboratory sample tracking",
-    "warehouse slotting optimisation",
-    "HVAC compliance audits",
-    "payroll for construction crews",
-    "veterinary clinic records",
-    "dental practice imaging",
-    "agricultural drone surveys",
-    "legal e-discovery",
-    "patent search",
-    "customs brokerage",
-    "freight invoice auditing",
-    "solar panel monitoring",
-    "wind turbine inspection",
-    "mining equipment leasing",
-    "hospital bed management",
-    "clinical trial recruitment",
-    "school bus routing",
-    "church donation management",
-    "museum collection cataloguing",
-    "library circulation",
-    "print shop job queues",
-    "sign language interpreting",
-    "court reporting",
-    "forklift certification",
-    "boiler inspection",
-    "elevator maintenance scheduling",
-    "fire alarm testing",
-    "water quality sampling",
-    "soil testing",
-    "beekeeping supplies",
-    "aquarium maintenance",
-    "greenhouse climate control",
-    "sawmill inventory",
-    "textile dye matching",
-    "3D printer farm management",
-    "CNC machine telemetry",
-    "chemical safety data sheets",
-    "radiation badge tracking",
-    "pipeline leak detection",
-    "railway signal diagnostics",
-    "port crane scheduling",
-    "airport baggage analytics",
-    "hotel linen logistics",
-    "casino floor analytics",
-    "stadium turf care",
-    "ski lift operations",
-    "marina slip rental",
-    "cemetery plot records",
-    "translation memory for engineers",
-    "API uptime monitoring",
-    "log aggregation",
-    "container registry mirroring",
-    "DNS zone management",
-    "SSL certificate inventory",
-    "feature flag rollouts",
-    "load testing",
-    "database schema review",
-    "CAD file conversion",
-    "BIM model coordination",
-    "survey data cleaning",
-    "grant application tracking",
-    "nonprofit volunteer rosters",
-    "union dues collection",
-    "trade show booth planning",
-    "franchise royalty reporting",
-    "vending machine telemetry",
-    "parking garage sensors",
-    "traffic light timing",
-    "snow plough dispatch",
-    "street light outage reports",
-]
-ADJ = [
-    "Acme",
-    "Apex",
-    "Blue",
-    "Cobalt",
-    "Delta",
-    "Ember",
-    "Falcon",
-    "Granite",
-    "Harbor",
-    "Iris",
-    "Juniper",
-    "Kestrel",
-    "Lumen",
-    "Meridian",
-    "Nova",
-    "Onyx",
-    "Pioneer",
-    "Quartz",
-    "Ridge",
-    "Summit",
-    "Tandem",
-    "Umber",
-    "Vector",
-    "Willow",
-    "Zenith",
-]
-NOUN = ["Systems", "Labs", "Works", "Cloud", "Hub", "Suite", "Logic", "Ops", "Stack", "Desk"]
-FORMS = [
-    "{a} and {b} for mid-sized operators",
-    "Software for {a}, with reporting on {b}",
-    "{a} platform; integrates {b}",
-    "Managed {a} and {b} services",
-]
-_WORD = re.compile(r"[a-z]+")
+MODES = ("semantic", "hybrid", "keyword")
 
 
-def stem(w: str) -> str:
-    return w[:5]
+def figure(name: str, value: float, unit: str = "") -> None:
+    print(f"FIGURE {name} {value:.4g}{(' ' + unit) if unit else ''}", flush=True)
 
 
-def overlap_report(services: list[dict[str, object]]) -> int:
-    """How many intents share a content word (5-letter prefix) with their own description."""
-    n = 0
-    for s in services:
-        desc = {stem(w) for w in _WORD.findall(str(s["description"]).lower())} - {
-            stem(w) for w in ranking.STOPWORDS
-        }
-        for intent in s["intents"]:  # type: ignore[attr-defined]
-            words = {stem(w) for w in _WORD.findall(intent.lower()) if w not in ranking.STOPWORDS}
-            if words & desc:
-                n += 1
-    return n
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def synthetic(n: int, rng: random.Random, unique: int) -> list[tuple[str, str, list[EntryData]]]:
-    """``n`` distractor listings drawn from ``unique`` distinct (name, description) pairs, so the
-    model embeds ``unique`` texts instead of ``n`` (the matrix still has ``n`` rows)."""
-    pool = []
-    for _ in range(unique):
-        a, b = rng.sample(TOPICS, 2)
-        desc = rng.choice(FORMS).format(a=a, b=b)
-        pool.append((f"{rng.choice(ADJ)} {rng.choice(NOUN)}", desc[0].upper() + desc[1:]))
-    out = []
-    for i in range(n):
-        name, desc = pool[i % unique]
-        origin = f"https://svc{i}.example"
-        entry = EntryData(
-            name,
-            desc,
-            origin,
-            origin,
-            "ath",
-            provider_id=f"svc{i}",
-            scopes=["data:read"],
-            categories=["b2b"],
-        )
-        out.append((origin, "ath", [entry]))
-    return out
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round((len(ordered) - 1) * p / 100)))]
 
 
-class CachingEmbedder:
-    """Embeds each distinct text once (bench only)."""
+class ListingEmbedder:
+    """Embeds each distinct *listing* text once (distractors repeat); never used for queries."""
 
     def __init__(self, inner: ranking.Embedder) -> None:
-        self.inner = inner
-        self.model_name = inner.model_name
-        self.cache: dict[str, object] = {}
+        self.inner, self.model_name = inner, inner.model_name
+        self.cache: dict[str, Any] = {}
 
-    def encode(self, texts):  # type: ignore[no-untyped-def]
-        import numpy as np
-
+    def encode(self, texts: Any) -> Any:
         todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if todo:
-            for t, v in zip(todo, self.inner.encode(todo), strict=True):
+        for i in range(0, len(todo), 512):
+            chunk = todo[i : i + 512]
+            for t, v in zip(chunk, self.inner.encode(chunk), strict=True):
                 self.cache[t] = v
         return np.stack([self.cache[t] for t in texts])
 
 
-def evaluate(
-    svc: RegistryService, services: list[dict[str, object]], mode: str
-) -> dict[str, float]:
-    r1 = r3 = rr = 0.0
-    total = 0
-    for s in services:
-        for intent in s["intents"]:  # type: ignore[attr-defined]
-            total += 1
-            hits = svc.search(intent, limit=10, mode=mode)  # type: ignore[arg-type]
-            ids = [h.provider_id for h in hits.providers]
-            if s["id"] in ids:
-                rank = ids.index(s["id"]) + 1
-                r1 += rank == 1
-                r3 += rank <= 3
-                rr += 1 / rank
-    return {"recall@1": r1 / total, "recall@3": r3 / total, "MRR": rr / total, "n": total}
+def bulk(svc: RegistryService, listing_embedder: ListingEmbedder, entries: list[EntryData]) -> None:
+    real, svc.embedder = svc.embedder, listing_embedder
+    try:
+        for i in range(0, len(entries), 2000):
+            chunk = entries[i : i + 2000]
+            svc.bulk_list([(e.url, "ath", [e]) for e in chunk])
+    finally:
+        svc.embedder = real
 
 
-def run_modes(
-    svc: RegistryService, services: list[dict[str, object]], modes: list[str]
-) -> dict[str, dict[str, float]]:
-    """keyword, hybrid (configured weight) and semantic alone (weight 1.0, for reference)."""
-    out = {m: evaluate(svc, services, m) for m in modes}
-    if "hybrid" in modes:
-        w = svc.settings.hybrid_weight
-        svc.settings.hybrid_weight = 1.0
-        out["semantic"] = evaluate(svc, services, "hybrid")
-        svc.settings.hybrid_weight = w
+# -- quality ----------------------------------------------------------------------------------
+
+
+def ranks(svc: RegistryService, cases: list[tuple[str, str]], mode: str) -> list[int]:
+    """Rank of the right service per case (0 when not in the top 10)."""
+    out = []
+    for intent, sid in cases:
+        ids = [h.provider_id for h in svc.search(intent, limit=10, mode=mode).providers]
+        out.append(ids.index(sid) + 1 if sid in ids else 0)
     return out
 
 
-def latency(svc: RegistryService, intents: list[str], mode: str, runs: int) -> tuple[float, float]:
+def summary(rs: list[int]) -> dict[str, float]:
+    n = len(rs)
+    return {
+        "r1": sum(r == 1 for r in rs) / n,
+        "r3": sum(0 < r <= 3 for r in rs) / n,
+        "r10": sum(r > 0 for r in rs) / n,
+        "mrr": sum(1 / r for r in rs if r) / n,
+        "n": n,
+    }
+
+
+def quality_table(svc: RegistryService, services: list[dict[str, Any]], where: str) -> None:
+    print(f"\nquality, {where}:")
+    print(f"  {'mode':>8} {'split':>8} {'n':>4} {'r@1':>6} {'r@3':>6} {'r@10':>6} {'MRR':>6}")
+    cases = corpus.cases(services)
+    split_of = {s["id"]: s["split"] for s in services}
+    for mode in MODES:
+        rs = ranks(svc, cases, mode)
+        for split in ("dev", "heldout", None):
+            r = summary(
+                [
+                    k
+                    for k, (_, sid) in zip(rs, cases, strict=True)
+                    if split is None or split_of[sid] == split
+                ]
+            )
+            name = split or "all"
+            print(
+                f"  {mode:>8} {name:>8} {r['n']:4d} {r['r1']:6.3f} {r['r3']:6.3f} "
+                f"{r['r10']:6.3f} {r['mrr']:6.3f}",
+                flush=True,
+            )
+            if split is None:
+                tag = where.replace(" ", "_")
+                figure(f"registry_{mode}_recall@3_{tag}", r["r3"])
+                figure(f"registry_{mode}_recall@10_{tag}", r["r10"])
+                figure(f"registry_{mode}_mrr_{tag}", r["mrr"])
+
+
+# -- latency ----------------------------------------------------------------------------------
+
+
+def timed_rounds(
+    svc: RegistryService, http: httpx.Client, intents: list[str], mode: str, n: int
+) -> tuple[list[float], list[float]]:
+    """Alternating rounds of 20: in-process, then HTTP; distinct intents, nothing cached."""
+    inproc: list[float] = []
+    over_http: list[float] = []
+    i = 0
+    while len(inproc) < n:
+        for sink, run in (
+            (inproc, lambda q: svc.search(q, limit=10, mode=mode)),
+            (over_http, lambda q: http.get("/api/search", params={"intent": q, "mode": mode})),
+        ):
+            for _ in range(20):
+                q = intents[i % len(intents)] + ("" if i < len(intents) else f" #{i}")
+                i += 1
+                t = time.perf_counter()
+                res = run(q)
+                sink.append((time.perf_counter() - t) * 1000)
+                if isinstance(res, httpx.Response):
+                    assert res.status_code == 200, res.text
+    return inproc, over_http
+
+
+def latency(
+    svc: RegistryService, http: httpx.Client, intents: list[str], size: int, n: int
+) -> None:
+    assert svc.embedder is not None
+    for mode in MODES:
+        timed_rounds(svc, http, intents, mode, 20)  # warm-up
+        inproc, over = timed_rounds(svc, http, intents, mode, n)
+        if mode == "semantic":  # the same machine state: how much of it is the encoder
+            enc = encode_only(svc.embedder, intents, min(n, 60))
+            print(f"  {size:>7} (query encoding alone, measured right after: p50 {enc:.1f} ms)")
+            figure(f"registry_encode_only_p50_ms_{size}", enc, "ms")
+        for where, vals in (("inproc", inproc), ("http", over)):
+            p50, p99 = statistics.median(vals), pct(vals, 99)
+            print(f"  {size:>7} {mode:>8} {where:>6}: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+            figure(f"registry_{mode}_{where}_p50_ms_{size}", p50, "ms")
+            figure(f"registry_{mode}_{where}_p99_ms_{size}", p99, "ms")
+
+
+def encode_only(embedder: ranking.Embedder, intents: list[str], n: int) -> float:
+    t = []
+    for i in range(n):
+        s = time.perf_counter()
+        embedder.encode([intents[i % len(intents)] + f" {i}"])
+        t.append((time.perf_counter() - s) * 1000)
+    return statistics.median(t)
+
+
+def add_while_searching(
+    svc: RegistryService, embedder: ranking.Embedder, intents: list[str], size: int
+) -> None:
+    """Time to searchable for 10 new listings, and search p50 with and without adds."""
+    stop = threading.Event()
+
+    def adder() -> None:
+        for i in range(10):
+            if stop.is_set():
+                return
+            e = EntryData(
+                f"Fresh {i}",
+                f"Rental of festival yurts number {i} with composting toilets",
+                f"https://fresh{i}-{size}.example",
+                f"https://fresh{i}-{size}.example",
+                "ath",
+                provider_id=f"fresh{i}-{size}",
+                examples=[f"book glamping yurt {i} for the festival"],
+            )
+            t = time.perf_counter()
+            svc.bulk_list([(e.url, "ath", [e])])
+            hits = svc.search(f"book glamping yurt {i} for the festival", 10, "semantic")
+            ok = any(h.provider_id == e.provider_id for h in hits.providers)
+            visible.append(((time.perf_counter() - t) * 1000, ok))
+            time.sleep(0.3)
+
+    rounds: dict[str, list[float]] = {"quiet": [], "adding": []}
+    visible: list[tuple[float, bool]] = []
+    for _ in range(2):  # alternate: quiet, adding, quiet, adding
+        for state in ("quiet", "adding"):
+            th = threading.Thread(target=adder) if state == "adding" else None
+            if th:
+                th.start()
+            deadline = time.perf_counter() + 3.0
+            i = 0
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                svc.search(intents[i % len(intents)], 10, "semantic")
+                rounds[state].append((time.perf_counter() - t) * 1000)
+                i += 1
+            if th:
+                stop.set()
+                th.join()
+                stop.clear()
+    ms_to_visible = [v for v, _ in visible]
+    print(
+        f"  new listing searchable after p50 {statistics.median(ms_to_visible):.0f} ms "
+        f"(max {max(ms_to_visible):.0f} ms, found {sum(ok for _, ok in visible)}/{len(visible)}); "
+        f"search p50 quiet {statistics.median(rounds['quiet']):.1f} ms, "
+        f"while adding {statistics.median(rounds['adding']):.1f} ms"
+    )
+    figure(f"registry_add_to_searchable_ms_{size}", max(ms_to_visible), "ms")
+    figure(f"registry_search_p50_while_adding_ms_{size}", statistics.median(rounds["adding"]), "ms")
+    figure(f"registry_search_p50_quiet_ms_{size}", statistics.median(rounds["quiet"]), "ms")
+
+
+def million(embedder: ranking.Embedder, pool: list[Any], intents: list[str], n: int) -> None:
+    """1M entries in the ANN index (one main vector each, from the distractor pool + noise)."""
+    rng = np.random.default_rng(7)
+    base = np.stack([p[0] for p in pool]).astype(np.float32)
+    index = VectorIndex()
+    total = 1_000_000
+    t = time.perf_counter()
+    for start in range(0, total, 50_000):
+        m = base[rng.integers(0, len(base), 50_000)] + rng.normal(0, 0.04, (50_000, base.shape[1]))
+        m = (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32)
+        index.add(((start + i, m[i : i + 1]) for i in range(50_000)), threads=2)
+    build = time.perf_counter() - t
+    print(f"\n1M-entry index built in {build:.0f} s, {index.memory_bytes / 2**20:.0f} MiB")
+    figure("registry_1m_index_build_s", build, "s")
+    figure("registry_1m_index_mib", index.memory_bytes / 2**20, "MiB")
     times = []
-    for i in range(runs):
-        t = time.perf_counter()
-        svc.search(intents[i % len(intents)], limit=10, mode=mode)  # type: ignore[arg-type]
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+    for i in range(n):
+        s = time.perf_counter()
+        q = embedder.encode([intents[i % len(intents)] + f" {i}"])[0]
+        ids = [k for k, _ in index.search(q, 50)]
+        ranking.rescore(q, ids, index.vectors_of(ids), 0.5)
+        times.append((time.perf_counter() - s) * 1000)
+    p50, p99 = statistics.median(times), pct(times, 99)
+    print(f"  1M simulated: encode + ANN + second stage p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    figure("registry_semantic_p50_ms_1M_simulated", p50, "ms")
+    figure("registry_semantic_p99_ms_1M_simulated", p99, "ms")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--total", type=int, default=10_000, help="listed services for latency")
-    ap.add_argument("--queries", type=int, default=300, help="searches timed per mode")
-    ap.add_argument("--weight", type=float, default=None, help="hybrid weight override")
-    ap.add_argument("--unique", type=int, default=1000, help="distinct synthetic texts")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1k / 10k listings, no 1M index")
+    ap.add_argument("--sizes", default=None, help="comma-separated listing counts")
+    ap.add_argument("--queries", type=int, default=None, help="timed searches per mode and size")
+    ap.add_argument("--unique", type=int, default=3000, help="distinct distractor texts")
+    ap.add_argument("--no-million", action="store_true")
+    ap.add_argument("--distractors", type=int, default=10_000, help="for the quality pass")
     args = ap.parse_args()
+    default = "1000,10000" if args.quick else "1000,10000,100000"
+    sizes = [int(s) for s in (args.sizes or default).split(",")]
+    queries = args.queries or (100 if args.quick else 300)
 
-    data = json.loads(DATA.read_text())
-    services = data["services"]
-    n_intents = sum(len(s["intents"]) for s in services)
-    print(
-        f"labelled set: {len(services)} services, {n_intents} intents; "
-        f"intents sharing a word with their description: {overlap_report(services)}"
-    )
-
-    weight = RegistrySettings().hybrid_weight if args.weight is None else args.weight
-    print(f"hybrid weight {weight} (score = w * cosine + (1 - w) * keyword_norm)")
+    services = corpus.load()
+    cases = corpus.cases(services)
+    intents = [c[0] for c in cases]
+    dev, held = corpus.cases(services, "dev"), corpus.cases(services, "heldout")
+    print(f"labelled set: {len(services)} services, {len(cases)} intents")
+    print(f"  (dev {len(dev)}, held out {len(held)})")
     t = time.perf_counter()
     embedder = ranking.load_embedder()
     if embedder is None:
-        print("semantic extra not installed: keyword-only figures below")
-    else:
-        print(f"model {embedder.model_name} loaded in {time.perf_counter() - t:.1f}s")
+        print("the semantic extra is not installed")
+        return 1
+    print(f"model {embedder.model_name} loaded in {time.perf_counter() - t:.1f}s")
+    listing_embedder = ListingEmbedder(embedder)
+    figure("registry_encode_only_p50_ms", encode_only(embedder, intents, 100), "ms")
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = RegistrySettings(data_dir=Path(tmp), semantic="auto")
-        if args.weight is not None:
-            settings.hybrid_weight = args.weight
-        svc = RegistryService(settings, embedder=CachingEmbedder(embedder) if embedder else None)
-        real = [
-            (
-                f"https://{s['id']}.example",
-                "ath",
-                [
-                    EntryData(
-                        s["name"],
-                        s["description"],
-                        f"https://{s['id']}.example",
-                        f"https://{s['id']}.example",
-                        "ath",
-                        provider_id=s["id"],
-                        categories=s["categories"],
-                    )
-                ],
-            )
-            for s in services
-        ]
-        svc.bulk_list(real, verified=True)
-        modes = ["keyword"] + (["hybrid"] if embedder else [])
-        results: dict[str, dict[str, dict[str, float]]] = {}
-        results[f"{len(services)} listed"] = run_modes(svc, services, modes)
-
-        t = time.perf_counter()
-        rng = random.Random(4)
-        extra = synthetic(args.total - len(services), rng, args.unique)
-        for i in range(0, len(extra), 1000):
-            svc.bulk_list(extra[i : i + 1000])
-        print(
-            f"listed {args.total} services in {time.perf_counter() - t:.1f}s (embedding included)"
-        )
-        results[f"{args.total} listed"] = run_modes(svc, services, modes)
-
-        print()
-        print(f"{'listings':>14} {'ranking':>8} {'recall@1':>9} {'recall@3':>9} {'MRR':>6}")
-        for where, per_mode in results.items():
-            for m, r in per_mode.items():
-                print(
-                    f"{where:>14} {m:>8} {r['recall@1']:9.3f} {r['recall@3']:9.3f} {r['MRR']:6.3f}"
-                )
-
-        intents = [i for s in services for i in s["intents"]]
-        print()
-        print(f"search latency with {args.total} listings ({args.queries} queries, limit 10):")
-        for m in modes:
-            latency(svc, intents, m, 20)  # warm-up (matrix load, caches)
-            p50, p99 = latency(svc, intents, m, args.queries)
-            print(f"  {m:>8}: p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
-        svc.close()
+        settings = RegistrySettings(data_dir=Path(tmp), revalidate_interval=0)
+        app = create_registry_app(settings, embedder=embedder)
+        server = BackgroundServer(app).start()
+        svc: RegistryService = app.state.registry
+        http = httpx.Client(base_url=server.url, timeout=30)
+        try:
+            real = [corpus.entry_of(s) for s in services]
+            bulk(svc, listing_embedder, real)
+            quality_table(svc, services, "no distractors")
+            nd = args.distractors
+            pool = corpus.distractors(max([*sizes, nd + len(real)]), unique=args.unique)
+            listed, used = len(real), 0
+            print(f"\nsearch latency (limit 10, {queries} per mode; query encoding included):")
+            for size in sorted(set(sizes) | {nd + len(real)}):
+                t = time.perf_counter()
+                bulk(svc, listing_embedder, pool[used : used + size - listed])
+                used, listed = used + size - listed, size
+                print(f"  listed {size} in total ({time.perf_counter() - t:.0f}s to add)")
+                if size == nd + len(real):
+                    quality_table(svc, services, f"{nd // 1000}k distractors")
+                if size in sizes:
+                    gc.collect()
+                    latency(svc, http, intents, size, queries)
+                    mem = svc.vectors.memory_bytes / 2**20
+                    print(f"  RSS {rss_mb():.0f} MiB (index {mem:.0f} MiB)")
+                    figure(f"registry_rss_mib_{size}", rss_mb(), "MiB")
+            add_while_searching(svc, embedder, intents, listed)
+        finally:
+            http.close()
+            server.stop()
+        if not (args.quick or args.no_million):
+            vecs = [listing_embedder.encode(entry_rows.texts_of(e)[:1]) for e in pool[:3000]]
+            million(embedder, vecs, intents, queries)
     return 0
 
 

@@ -78,7 +78,9 @@ def revalidate(svc: RegistryService) -> RevalidationReport:
             )
         )
         report.purged_pending = int(getattr(purged, "rowcount", 0) or 0)
-    workers = max(1, min(svc.settings.revalidate_workers, len(listed) or 1))
+    # at most half the outbound fetch cap, so submissions still get through meanwhile
+    cap = max(1, svc.settings.outbound_max_concurrent // 2)
+    workers = max(1, min(svc.settings.revalidate_workers, cap, len(listed) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-revalidate") as pool:
         outcomes = list(pool.map(lambda item: (item, _check(svc, item)), listed))
     for item, (reason, dropped) in outcomes:

@@ -20,6 +20,7 @@ thread (the model runs in torch's own pool).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -69,7 +70,13 @@ def from_blob(blob: bytes, ndim: int) -> Matrix:
 
 
 class VectorIndex:
-    """Entry id -> vectors, searchable by inner product (= cosine on normalised vectors)."""
+    """Entry id -> vectors, searchable by cosine.
+
+    The graph holds each *distinct* vector once (keyed by a vector id; identical float16 rows
+    share it) and maps vector ids to the entries that have them. Exact duplicates, such as many
+    listings with the same text or phrase, would otherwise crowd each other's neighbour lists
+    and cut the graph (measured: 22% of new listings not found with ten copies of every
+    distractor, 0% lost without copies), and a copied listing costs nothing in the graph."""
 
     def __init__(self, ndim: int = 384, dtype: str = "i8", connectivity: int = 16) -> None:
         self.ndim = ndim
@@ -79,8 +86,15 @@ class VectorIndex:
         self.model_name: str | None = None
         self._lock = threading.Lock()  # serialises writers; usearch reads are thread-safe
         self._syncing = threading.Lock()
-        self._ids: set[int] = set()
+        self._reset()
+
+    def _reset(self) -> None:
         self._index = self._new()
+        self._ids: dict[int, list[int]] = {}  # entry id -> vector ids
+        self._owners: dict[int, set[int]] = {}  # vector id -> entry ids
+        self._by_digest: dict[bytes, int] = {}  # digest of the float16 row -> vector id
+        self._digest_of: dict[int, bytes] = {}
+        self._next = 1
 
     def _new(self) -> Any:
         from usearch.index import Index
@@ -93,7 +107,6 @@ class VectorIndex:
             connectivity=self.connectivity,
             expansion_add=64,
             expansion_search=128,
-            multi=True,
         )
 
     def __len__(self) -> int:
@@ -102,6 +115,7 @@ class VectorIndex:
 
     @property
     def vector_count(self) -> int:
+        """Distinct vectors in the graph."""
         return int(self._index.size)
 
     @property
@@ -111,49 +125,69 @@ class VectorIndex:
     def add(self, entries: Iterable[tuple[int, Matrix]], threads: int = 1) -> None:
         import numpy as np
 
-        keys: list[int] = []
-        rows: list[Matrix] = []
-        for eid, vecs in entries:
-            if eid in self._ids:
-                continue
-            keys.extend([eid] * len(vecs))
-            rows.append(vecs)
-        if not keys:
-            return
         with self._lock:
-            self._index.add(
-                np.asarray(keys, dtype=np.uint64),
-                np.concatenate(rows).astype(np.float32),
-                threads=threads,
-            )
-            self._ids.update(keys)
+            keys: list[int] = []
+            rows: list[Matrix] = []
+            for eid, vecs in entries:
+                if eid in self._ids:
+                    continue
+                vids = []
+                for row in np.asarray(vecs, dtype=np.float32).reshape(-1, self.ndim):
+                    digest = hashlib.blake2b(row.astype(STORE_DTYPE).tobytes(), digest_size=16)
+                    raw = digest.digest()
+                    vid = self._by_digest.get(raw)
+                    if vid is None:
+                        vid, self._next = self._next, self._next + 1
+                        self._by_digest[raw] = vid
+                        self._digest_of[vid] = raw
+                        self._owners[vid] = set()
+                        keys.append(vid)
+                        rows.append(row)
+                    self._owners[vid].add(eid)
+                    vids.append(vid)
+                self._ids[eid] = vids
+            if keys:
+                self._index.add(
+                    np.asarray(keys, dtype=np.uint64), np.stack(rows), threads=threads
+                )
 
     def remove(self, entry_ids: Sequence[int]) -> None:
         import numpy as np
 
-        gone = [i for i in entry_ids if i in self._ids]
-        if not gone:
-            return
         with self._lock:
-            self._index.remove(np.asarray(gone, dtype=np.uint64))
-            self._ids.difference_update(gone)
+            dead: list[int] = []
+            for eid in entry_ids:
+                for vid in self._ids.pop(eid, []):
+                    owners = self._owners.get(vid)
+                    if owners is None:
+                        continue
+                    owners.discard(eid)
+                    if not owners:
+                        dead.append(vid)
+                        del self._owners[vid]
+            if dead:
+                self._index.remove(np.asarray(dead, dtype=np.uint64))
+                for vid in dead:
+                    del self._by_digest[self._digest_of.pop(vid)]
 
     def clear(self) -> None:
         with self._lock:
-            self._index = self._new()
-            self._ids.clear()
+            self._reset()
             self.generation = -1
 
     def vectors_of(self, entry_ids: Sequence[int]) -> list[Matrix]:
-        """Every stored vector of each entry (dequantised), for the second stage."""
+        """Every stored vector of each entry (dequantised, unit length), for the second stage."""
         import numpy as np
 
-        if not entry_ids:
-            return []
-        got = self._index.get(np.asarray(entry_ids, dtype=np.uint64))
         out = []
-        for g in got:
-            m = np.asarray(g, dtype=np.float32).reshape(-1, self.ndim)
+        for eid in entry_ids:
+            vids = self._ids.get(eid, [])
+            if not vids:
+                out.append(np.zeros((0, self.ndim), dtype=np.float32))
+                continue
+            m = np.asarray(
+                self._index.get(np.asarray(vids, dtype=np.uint64)), dtype=np.float32
+            ).reshape(-1, self.ndim)
             # int8 rows come back scaled (not unit length): renormalise for cosines
             out.append(m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
         return out
@@ -169,11 +203,12 @@ class VectorIndex:
         m = self._index.search(np.asarray(query, dtype=np.float32), count, threads=1)
         best: dict[int, float] = {}
         for key, dist in zip(m.keys.tolist(), m.distances.tolist(), strict=True):
-            if key not in best:
-                best[int(key)] = 1.0 - float(dist)
-                if len(best) == k:
-                    break
-        return list(best.items())
+            for eid in self._owners.get(int(key), ()):
+                if eid not in best:
+                    best[eid] = 1.0 - float(dist)
+            if len(best) >= k:
+                break
+        return list(best.items())[:k]
 
     # -- following the database ------------------------------------------------------------
 
@@ -195,8 +230,8 @@ class VectorIndex:
                     {"m": model_name},
                 )
             }
-            self.remove(sorted(self._ids - ids))
-            missing = sorted(ids - self._ids)
+            self.remove(sorted(set(self._ids) - ids))
+            missing = sorted(ids - set(self._ids))
             for i in range(0, len(missing), 2000):
                 chunk = missing[i : i + 2000]
                 rows = session.execute(
