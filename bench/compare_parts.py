@@ -242,7 +242,8 @@ def revocation_propagation(tmp: Path, trials: int = 100) -> dict[str, float]:
         node_b = f"http://127.0.0.1:{port_b}"
         env = Env(public, None, None, id_app, id_server, tmp)  # type: ignore[arg-type]
         agent = env.new_agent("revoker")
-        times: list[float] = []
+        times: list[float] = []  # from the revocation's answer to node B's first refusal
+        from_send: list[float] = []  # the same, counted from sending the revocation
         never_after = True
         with ATHClient(public, agent.agent_id, agent.key) as client:
             client.register(
@@ -264,10 +265,13 @@ def revocation_propagation(tmp: Path, trials: int = 100) -> dict[str, float]:
                             raise RuntimeError("live token refused on node B")
                     t0 = time.perf_counter()
                     client.revoke(token)
+                    t1 = time.perf_counter()  # node A has committed and answered
                     while http_b.get(f"{node_b}/api/products", headers=h).status_code == 200:
                         if time.perf_counter() - t0 > 5:
                             raise RuntimeError("node B still accepts a revoked token after 5 s")
-                    times.append(time.perf_counter() - t0)
+                    done = time.perf_counter()
+                    times.append(done - t1)
+                    from_send.append(done - t0)
                     for _ in range(5):
                         if http_b.get(f"{node_b}/api/products", headers=h).status_code == 200:
                             never_after = False
@@ -275,13 +279,15 @@ def revocation_propagation(tmp: Path, trials: int = 100) -> dict[str, float]:
                 browser.close()
                 http_b.close()
         print(
-            f"  {trials} trials, time from sending the revocation to node A until node B "
-            f"refuses: p50 {med(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms; "
+            f"  {trials} trials; from node A's answer to the revocation until node B refuses: "
+            f"p50 {med(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms; counted from "
+            f"sending it: p50 {med(from_send) * 1e3:.1f} ms, max {max(from_send) * 1e3:.1f} ms; "
             f"accepted again afterwards: {'never' if never_after else 'YES (bug)'}"
         )
         return {
             "revocation_propagation_max_ms": max(times) * 1e3 if never_after else float("inf"),
             "revocation_propagation_p50_ms": med(times) * 1e3,
+            "revocation_from_send_max_ms": max(from_send) * 1e3,
         }
     finally:
         for s in servers:

@@ -22,6 +22,7 @@ __all__ = [
     "check_address",
     "check_url",
     "check_url_syntax",
+    "embedded_ipv4",
     "is_blocked_address",
     "resolve_checked",
 ]
@@ -52,10 +53,44 @@ class UnsafeURLError(ValueError):
         return details
 
 
+#: IPv6 prefixes that carry an IPv4 address in their low 32 bits: NAT64 (RFC 6052 well-known
+#: prefix, RFC 8215 local-use). The embedded IPv4 address is what is reached, so it is checked.
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+#: Transition prefixes refused outright: 6to4 (RFC 3056, deprecated by RFC 7526), Teredo
+#: (RFC 4380) and IPv4-compatible addresses (``::a.b.c.d``, deprecated by RFC 4291 §2.5.5.1).
+#: Each hands the connection to an IPv4 address (or a relay) the guard cannot vouch for.
+_TUNNELS = (
+    ipaddress.IPv6Network("2002::/16"),
+    ipaddress.IPv6Network("2001::/32"),
+    ipaddress.IPv6Network("::/96"),
+)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped, NAT64), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_blocked_address(ip: IPAddress, *, allow_loopback: bool) -> bool:
-    """True for every address that is not a public unicast one (loopback only if allowed)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """True for every address that is not a public unicast one (loopback only if allowed).
+
+    IPv6 addresses that embed an IPv4 address are judged by the IPv4 address they reach
+    (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``); 6to4, Teredo and
+    IPv4-compatible addresses are refused outright."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            # A NAT64 gateway's own loopback is not ours: loopback only when IPv4-mapped.
+            mapped = ip.ipv4_mapped is not None
+            return is_blocked_address(inner, allow_loopback=allow_loopback and mapped)
+        if ip == ipaddress.IPv6Address("::1"):
+            return not allow_loopback
+        if any(ip in net for net in _TUNNELS):
+            return True
     if ip.is_loopback:
         return not allow_loopback
     return (

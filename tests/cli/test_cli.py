@@ -216,10 +216,10 @@ def test_agents_list_shows_the_demo_agent(demo_data: Path) -> None:
 def test_audit_shows_the_demo_decisions(demo_data: Path) -> None:
     result = runner.invoke(app, ["audit", "--data-dir", str(demo_data)], env=WIDE)
     assert result.exit_code == 0, result.stdout
-    for event in ("agent.register", "token.issue", "token.revoke"):
+    for event in ("agent_registered", "access_granted", "token_revoked"):
         assert event in result.stdout
     limited = runner.invoke(app, ["audit", "--data-dir", str(demo_data), "--limit", "1"], env=WIDE)
-    assert "1 rows" in limited.stdout and "agent.register" not in limited.stdout
+    assert "1 rows" in limited.stdout and "agent_registered" not in limited.stdout
 
 
 def test_agents_suspend_then_approve_writes_audit_rows(demo_data: Path) -> None:
@@ -238,7 +238,11 @@ def test_agents_suspend_then_approve_writes_audit_rows(demo_data: Path) -> None:
         store = Store(db)
         agent = store.get_agent(client_id)
         assert agent is not None and agent.status == "approved"
-        decisions = [r for r in store.list_audit(limit=10) if r.event == "agent.decision"]
+        decisions = [
+            r
+            for r in store.list_audit(limit=10)
+            if r.event in ("agent_approved", "agent_suspended")
+        ]
         assert [r.outcome for r in decisions[:2]] == ["approved", "suspended"]
         assert decisions[1].denial_reason == "test says so"
         assert decisions[1].details["actor"] == "cli"
@@ -287,7 +291,7 @@ def test_operator_approves_a_pending_agent_while_the_shop_runs(
             assert client.authorize("ath-shop", ["products:read"]).authorization_url
 
             log = runner.invoke(app, ["audit", *data, "--agent-id", agent.agent_id], env=WIDE)
-            assert "agent.decision" in log.stdout and "reviewed" in log.stdout
+            assert "agent_approved" in log.stdout and "reviewed" in log.stdout
     finally:
         shop.server.stop()
 

@@ -17,10 +17,12 @@ The provider's node modules are installed on first use (``npm ci`` into the user
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from athkit.demo.browser import complete_upstream_login
@@ -33,6 +35,7 @@ from athkit.demo.upstream import (
     start_oidc_provider,
 )
 from athkit.web.serving import BackgroundServer
+from tests.conftest import PG_ADMIN_DSN
 
 __all__ = ["OIDCProvider", "complete_upstream_login"]
 
@@ -112,3 +115,17 @@ def resource_api_factory() -> Iterator[ResourceAPIFactory]:
         yield factory
     finally:
         factory.close()
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    """A database of this test's own (provider versions must not leak into other gateways)."""
+    name = f"athkit_ops_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

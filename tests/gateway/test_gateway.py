@@ -334,7 +334,7 @@ def test_expired_upstream_token_is_refreshed_transparently(start_gateway: Callab
     second = proxy(gw, client, "GET", "/v1/headers").json()["headers"]["authorization"]
     assert second != first
     events = [(a.event, a.outcome) for a in gw.service.store.list_audit()]
-    assert ("upstream.refresh", "refreshed") in events
+    assert ("upstream_refresh", "refreshed") in events
 
 
 def test_refused_refresh_asks_for_reconsent(start_gateway: Callable[..., Gateway], agent: AgentIdentity) -> None:

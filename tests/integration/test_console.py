@@ -69,7 +69,7 @@ def test_user_sees_and_revokes_an_agent(shop: Shop, agent: AgentIdentity) -> Non
     )
     assert refused.status_code == 401 and refused.json()["code"] == "TOKEN_REVOKED"
     audit = shop.app.state.athkit.store.list_audit(agent_id=agent.agent_id)
-    assert ("token.revoke", "revoked_by_user") in [(a.event, a.outcome) for a in audit]
+    assert ("token_revoked", "revoked_by_user") in [(a.event, a.outcome) for a in audit]
 
 
 def test_my_agents_needs_sign_in(shop: Shop) -> None:
@@ -101,11 +101,11 @@ def test_operator_approves_a_pending_agent_in_the_console(
             assert decided.status_code == 303
             assert client.agent_status().agent_status.value == "approved"
             audit = admin.get("/ath/console/audit")
-            assert audit.status_code == 200 and "agent.decision" in audit.text
+            assert audit.status_code == 200 and "agent_approved" in audit.text
             metrics = admin.get("/ath/metrics")
             assert metrics.status_code == 200
             assert (
-                'athkit_decisions_total{event="agent.decision",outcome="approved"}' in metrics.text
+                'athkit_decisions_total{event="agent_approved",outcome="approved"}' in metrics.text
             )
         assert httpx.get(f"{shop.url}/ath/metrics").json()["code"] == "OPERATOR_ONLY"
     finally:

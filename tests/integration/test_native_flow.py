@@ -239,31 +239,31 @@ def test_audit_trail_of_a_flow(shop: Shop, agent: AgentIdentity) -> None:
     rows = list(reversed(service_of(shop).store.list_audit(agent_id=agent.agent_id)))
     by_event = {r.event: r for r in rows}
     assert [r.event for r in rows] == [
-        "agent.register",
-        "authorize",
-        "consent",
-        "token.issue",
-        "token.revoke",
+        "agent_registered",
+        "authorization_started",
+        "consent_granted",
+        "access_granted",
+        "token_revoked",
     ]
 
-    reg = by_event["agent.register"]
+    reg = by_event["agent_registered"]
     assert reg.outcome == "approved"
     assert reg.requested_scopes == ["products:read", "cart:read", "orders:write"]
     assert reg.effective_scopes == ["products:read", "cart:read"]
     assert reg.denied_scopes == ["orders:write"]
     assert reg.details["client_id"] == client.client_id
 
-    grant = by_event["consent"]
+    grant = by_event["consent_granted"]
     assert (grant.outcome, grant.user_id, grant.provider_id) == ("granted", "alice", PROVIDER)
     assert grant.requested_scopes == ["products:read", "cart:read"]
     assert grant.effective_scopes == ["products:read"]
     assert grant.denied_scopes == ["cart:read"]
 
-    issue = by_event["token.issue"]
+    issue = by_event["access_granted"]
     assert (issue.user_id, issue.provider_id) == ("alice", PROVIDER)
     assert issue.effective_scopes == token.effective_scopes == ["products:read"]
 
-    revoke = by_event["token.revoke"]
+    revoke = by_event["token_revoked"]
     assert (revoke.user_id, revoke.provider_id) == ("alice", PROVIDER)
     assert revoke.effective_scopes == ["products:read"]
 
@@ -282,10 +282,10 @@ def test_audit_of_refusals_and_denial(shop: Shop, agent: AgentIdentity) -> None:
     consent(shop, auth.authorization_url, approve=False)
 
     rows = service_of(shop).store.list_audit(agent_id=agent.agent_id)
-    refused = [r for r in rows if r.event == "authorize" and r.outcome == "refused"]
+    refused = [r for r in rows if r.event == "access_denied" and r.outcome == "refused"]
     assert len(refused) == 1 and refused[0].denial_reason == "SCOPE_NOT_APPROVED"
     assert refused[0].requested_scopes == ["orders:write"]
-    denied = [r for r in rows if r.event == "consent"]
+    denied = [r for r in rows if r.event == "access_denied" and r.outcome == "denied"]
     assert len(denied) == 1 and denied[0].outcome == "denied" and denied[0].user_id == "alice"
     assert denied[0].denied_scopes == ["products:read"] and denied[0].effective_scopes == []
 
@@ -340,7 +340,7 @@ def test_pending_policy_and_operator_decisions(
     with pytest.raises(errors.AgentUnapprovedError):
         client.authorize(PROVIDER, ["products:read"])
     decisions = [
-        r for r in svc.store.list_audit(agent_id=agent.agent_id) if r.event == "agent.decision"
+        r for r in svc.store.list_audit(agent_id=agent.agent_id) if r.event in ("agent_suspended", "agent_approved")
     ]
     assert [d.outcome for d in decisions] == ["suspended", "approved"]
     client.close()
@@ -394,7 +394,7 @@ def test_full_flow_on_postgresql(
             api_get(shop, "/api/products", token.access_token, agent.agent_id), 401, "TOKEN_REVOKED"
         )
         events = [r.event for r in service_of(shop).store.list_audit(agent_id=agent.agent_id)]
-        assert events[:3] == ["token.revoke", "token.issue", "consent"]
+        assert events[:3] == ["token_revoked", "access_granted", "consent_granted"]
         client.close()
     finally:
         shop.server.stop()

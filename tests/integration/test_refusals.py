@@ -664,7 +664,7 @@ def test_revoke_of_another_agents_token(
     assert api_get(shop, "/api/products", token, owner.agent_id).status_code == 200
     svc = shop.app.state.athkit
     for agent_id in (owner.agent_id, other.agent_id):
-        assert not [r for r in svc.store.list_audit(agent_id=agent_id) if r.event == "token.revoke"]
+        assert not [r for r in svc.store.list_audit(agent_id=agent_id) if r.event == "token_revoked"]
 
 
 # -- expiry, with the service's clock under the test's control ------------------------------

@@ -216,3 +216,41 @@ def test_jwt_access_tokens_verify_with_the_published_jwks(
         assert httpx.post(f"{base}/mcp", headers=headers, json=rpc).status_code != 401
     finally:
         svc.close()
+
+
+def test_private_key_jwt_during_key_rotation_uses_the_named_key(
+    notes: NotesService, agent: AgentIdentity, bob: ConsentingUser
+) -> None:
+    from athkit.crypto.keys import AgentKey
+    from athkit.demo.agent import identity_document
+
+    base = notes.base
+    redirect = "http://127.0.0.1:40003/cb"
+    client = register(base, redirect, token_endpoint_auth_method="private_key_jwt",
+                      ath_agent_id=agent.agent_id,
+                      ath_agent_attestation=sign_attestation(agent.key, agent.agent_id, base),
+                      scope="notes:read")
+    # The agent rotates: during the grace period its document lists the old and the new key.
+    new = AgentKey.generate("P-256", kid="rotated")
+    doc = identity_document(agent.agent_id, new)
+    doc["public_key"] = {"keys": [agent.key.public_jwk(), new.public_jwk()]}
+    agent.app.state.documents[agent.path] = doc
+    form = {"grant_type": "authorization_code", "redirect_uri": redirect,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    for key in (new, agent.key):  # both keys of the set verify, each by its kid
+        verifier, challenge = pkce()
+        back = query_of(bob.answer(authorize_url(base, client["client_id"], redirect, challenge)))
+        assertion = sign_attestation(key, client["client_id"], f"{base}/oauth/token",
+                                     lifetime=120)
+        ok = httpx.post(f"{base}/oauth/token", data={
+            **form, "code": back["code"], "code_verifier": verifier,
+            "client_assertion": assertion})
+        assert ok.status_code == 200, ok.text
+    stranger = AgentKey.generate("P-256", kid="rotated")  # a known kid, the wrong key
+    verifier, challenge = pkce()
+    back = query_of(bob.answer(authorize_url(base, client["client_id"], redirect, challenge)))
+    refused = httpx.post(f"{base}/oauth/token", data={
+        **form, "code": back["code"], "code_verifier": verifier,
+        "client_assertion": sign_attestation(stranger, client["client_id"],
+                                             f"{base}/oauth/token", lifetime=120)})
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"

@@ -75,7 +75,7 @@ def test_pending_until_the_operator_approves_then_suspension_kills_the_family(
     kinds = {a.client_id: a.client_kind for a in ath.service.store.list_agents()}
     assert kinds[reg["client_id"]] == "dcr"
     events = [a.event for a in ath.service.store.list_audit(limit=20)]
-    assert "agent.register" in events and "token.issue" in events
+    assert "agent_registered" in events and "access_granted" in events
 
 
 def test_registration_is_rate_limited_and_metadata_is_validated(

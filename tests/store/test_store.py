@@ -227,7 +227,7 @@ def test_transition_session_compare_and_set(db: Database) -> None:
     )
     got = store.get_session(sess.session_id)
     assert got is not None and got.status == "consented" and got.user_id == "alice"
-    assert [r.event for r in store.list_audit()] == ["consent", "authorize"]
+    assert [r.event for r in store.list_audit()] == ["consent_granted", "authorization_started"]
     assert not store.transition_session("no-such-session", "pending", status="consented")
     # a list of accepted statuses
     assert store.transition_session(sess.session_id, ["pending", "consented"], status="consumed")
@@ -488,3 +488,17 @@ def test_full_flow_on_postgresql(
         assert tokens[0].user_id == "alice" and tokens[0].revoked_at is None
     finally:
         pg.db.dispose()
+
+
+def test_url_options_survive_the_statement_timeout(pg_schema_url: str) -> None:
+    # The URL's own libpq options (here the test schema's search_path) must not be replaced by
+    # the statement timeout athkit adds: both apply.
+    database = Database(pg_schema_url)
+    try:
+        with database.engine.connect() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+            timeout = conn.execute(text("SHOW statement_timeout")).scalar()
+        assert schema and str(schema).startswith("athkit_store_")
+        assert timeout not in (None, "0")
+    finally:
+        database.dispose()

@@ -73,8 +73,13 @@ def serve(
         str,
         typer.Option(help="uvicorn log level; 'warning' and above drop the access log."),
     ] = "info",
+    json_logs: Annotated[
+        bool,
+        typer.Option(envvar="ATHKIT_JSON_LOGS", help="One JSON object a log line."),
+    ] = False,
 ) -> None:
-    """Run the gateway with uvicorn in the foreground."""
+    """Run the gateway with uvicorn in the foreground (traces: set OTEL_EXPORTER_OTLP_ENDPOINT
+    with the otlp extra, or ATHKIT_TRACING=console)."""
     with server_extras("gateway serve"):
         import uvicorn
 
@@ -83,6 +88,11 @@ def serve(
         from athkit.store.errors import DatabaseUnreachableError
         from athkit.web.accesslog import uvicorn_log_config
 
+    from athkit.core.tracing import configure_logging, configure_tracing
+
+    configure_logging(json_logs=json_logs)
+    if configure_tracing(cfg_name := "athkit-gateway"):
+        out.print(f"tracing on ({cfg_name})")
     cfg = _load(config)
     try:
         app = create_gateway_app(cfg)
@@ -99,3 +109,61 @@ def keygen(kid: Annotated[str, typer.Option(help="Key id.")] = "k1") -> None:
     from athkit.crypto.sealing import new_key_spec
 
     out.print(new_key_spec(kid), soft_wrap=True)
+
+
+@gateway_app.command("add-provider")
+def add_provider(
+    template: Annotated[str, typer.Argument(help="github, google, slack or microsoft.")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Append to this gateway TOML file.")
+    ] = Path("gateway.toml"),
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the table instead of appending it.")
+    ] = False,
+) -> None:
+    """Write a built-in provider template (endpoints, scopes, routes) for you to review."""
+    from athkit.gateway.templates import TEMPLATES, template_toml
+
+    if template not in TEMPLATES:
+        err.print(f"[red]no template {template!r}; choose from {', '.join(sorted(TEMPLATES))}[/]")
+        raise typer.Exit(2)
+    text = template_toml(template)
+    if print_only:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
+    existing = config.read_text() if config.exists() else ""
+    if f'provider_id = "{template}"' in existing:
+        err.print(f"[red]{config} already has a provider {template!r}[/]")
+        raise typer.Exit(1)
+    with config.open("a") as fh:
+        fh.write(("\n" if existing and not existing.endswith("\n") else "") + "\n" + text)
+    out.print(f"appended the {template} template to {config}: fill in client_id, set the secret")
+    out.print("then check it with: athkit gateway check -c " + str(config))
+
+
+@gateway_app.command("reseal")
+def reseal(config: ConfigOpt = Path("gateway.toml")) -> None:
+    """Re-seal stored upstream tokens and provider secrets with the keyring's first key."""
+    from athkit.gateway.app import sealer_from_env
+    from athkit.gateway.config import ConfigError
+    from athkit.gateway.reseal import reseal_all
+    from athkit.store.db import Database, default_sqlite_url
+
+    cfg = _load(config, check_env=False)
+    try:
+        sealer = sealer_from_env(cfg)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    db = Database(cfg.gateway.database_url or default_sqlite_url(cfg.gateway.data_dir))
+    try:
+        report = reseal_all(db, sealer)
+    finally:
+        db.dispose()
+    out.print(
+        f"checked {report.checked}, re-sealed {report.resealed} with key {sealer.primary!r}, "
+        f"unreadable {report.unreadable}"
+    )
+    if report.unreadable:
+        err.print("[yellow]some values open with no key in the ring: keep the old key[/]")
+        raise typer.Exit(1)

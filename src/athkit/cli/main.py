@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from athkit import ATH_VERSION, __version__
+from athkit.cli.admin import admin_app
 from athkit.cli.agent import agent_app
 from athkit.cli.db import db_app
 from athkit.cli.extras import server_extras
@@ -41,6 +42,7 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(agent_app, name="agent")
 app.add_typer(user_app, name="user")
 app.add_typer(registry_app, name="registry")
+app.add_typer(admin_app, name="admin")
 app.add_typer(db_app, name="db")
 app.add_typer(mcp_app, name="mcp")
 
@@ -300,22 +302,50 @@ def agents_suspend(
     _decide("suspended", client_id, database_url, data_dir, reason)
 
 
+class AuditFormat(str, Enum):  # noqa: UP042 - StrEnum needs Python 3.11
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+_Opt = Optional[str]  # noqa: UP045 - Typer reads these annotations at runtime
+
+
 @app.command()
 def audit(
     database_url: DatabaseUrlOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     limit: Annotated[int, typer.Option(help="How many rows, newest first.", min=1)] = 50,
-    agent_id: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Only rows about this agent_id."),
-    ] = None,
+    agent_id: Annotated[_Opt, typer.Option(help="Only rows about this agent_id.")] = None,
+    user_id: Annotated[_Opt, typer.Option(help="Only rows about this user.")] = None,
+    provider_id: Annotated[_Opt, typer.Option(help="Only rows about this provider.")] = None,
+    event: Annotated[_Opt, typer.Option(help="Only this event (e.g. token_revoked).")] = None,
+    since: Annotated[_Opt, typer.Option(help="From this ISO date or date-time (UTC).")] = None,
+    until: Annotated[_Opt, typer.Option(help="Before this ISO date or date-time (UTC).")] = None,
+    fmt: Annotated[
+        AuditFormat, typer.Option("--format", help="table, or csv / json for export.")
+    ] = AuditFormat.table,
 ) -> None:
-    """Print the service's audit log of authorization decisions."""
+    """Print or export the audit log of authorization decisions."""
     with server_extras("audit"):
         from athkit.cli.operator import StoreNotFound, show_audit
+        from athkit.protocol.errors import ATHError
+        from athkit.web.console import audit_filter
 
+    params = {
+        "agent_id": agent_id,
+        "user_id": user_id,
+        "provider_id": provider_id,
+        "event": event,
+        "since": since,
+        "until": until,
+    }
     try:
-        show_audit(out, database_url, data_dir, limit, agent_id)
+        flt = audit_filter({k: v for k, v in params.items() if v})
+        show_audit(out, database_url, data_dir, limit, flt, fmt.value)
+    except ATHError as exc:
+        err.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(2) from None
     except StoreNotFound as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None

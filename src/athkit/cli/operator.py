@@ -8,6 +8,7 @@ agent revokes its live tokens). This module imports the server packages at impor
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,10 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from athkit.core.audit_export import iter_csv, iter_json
 from athkit.core.service import ATHService
 from athkit.core.settings import ATHSettings
 from athkit.protocol.errors import ATHError
 from athkit.store import Database, Store
+from athkit.store.audit_query import AuditFilter, audit_all, audit_page
 from athkit.store.models import AgentRow, AuditRow
 
 DB_FILE = "athkit.db"
@@ -160,7 +163,20 @@ def decide(
 
 
 def show_audit(
-    console: Console, database_url: str | None, data_dir: Path, limit: int, agent_id: str | None
+    console: Console,
+    database_url: str | None,
+    data_dir: Path,
+    limit: int,
+    flt: AuditFilter,
+    fmt: str = "table",
 ) -> None:
+    """The newest ``limit`` matching rows as a table, or every matching row (up to ``limit``)
+    as CSV or JSON on standard output."""
     with open_store(database_url, data_dir) as store:
-        console.print(audit_table(store.list_audit(agent_id=agent_id, limit=limit)))
+        if fmt == "table":
+            console.print(audit_table(audit_page(store.db, flt, limit=limit)))
+            return
+        rows = audit_all(store.db, flt, max_rows=limit)
+        for chunk in iter_csv(rows) if fmt == "csv" else iter_json(rows):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()

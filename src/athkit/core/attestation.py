@@ -8,6 +8,7 @@ the base URL never comes from the request's Host header.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
@@ -39,8 +40,8 @@ class UnknownKeyError(ValueError):
     """The attestation's ``kid`` names no key of the identity document."""
 
 
-def _key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
-    """The document's key the attestation names; never another one (no fallback).
+def key_for(doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
+    """The document's key a signed JWT (attestation, client assertion) names; never another.
 
     A JWK Set needs a ``kid`` that matches one of its keys (a set of one key may be used
     without a ``kid``). A single JWK that carries a ``kid`` must carry the one named; a JWK
@@ -67,6 +68,20 @@ def _finite_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: ``(endpoint, claimed agent id or None, the error)`` for every refused attestation.
+FailureHook = Callable[[str, str | None, ATHError], None]
+
+
+def _claimed_sub(token: str) -> str | None:
+    """The ``sub`` an attestation claims (unverified), bounded, for the audit row."""
+    try:
+        _, claims = decode_unverified(token)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    sub = claims.get("sub")
+    return sub[:2048] if isinstance(sub, str) else None
+
+
 class AttestationVerifier:
     """Verifies agent attestations for one service."""
 
@@ -79,7 +94,9 @@ class AttestationVerifier:
         clock: Clock,
         skew: int = 300,
         max_lifetime: int = 3600,
+        on_failure: FailureHook | None = None,
     ) -> None:
+        self.on_failure = on_failure
         self.base_url = base_url.rstrip("/")
         self.fetcher = fetcher
         self.replay = replay
@@ -91,6 +108,18 @@ class AttestationVerifier:
         return f"{self.base_url}/ath/token" if endpoint == "token" else self.base_url
 
     def verify(
+        self, token: str, *, endpoint: Endpoint, expected_agent_id: str | None = None
+    ) -> VerifiedAttestation:
+        """Verify one attestation; a failure is reported to ``on_failure`` (the audit log's
+        ``attestation_failed``) before it is raised."""
+        try:
+            return self._verify(token, endpoint=endpoint, expected_agent_id=expected_agent_id)
+        except ATHError as exc:
+            if self.on_failure is not None:
+                self.on_failure(endpoint, _claimed_sub(token), exc)
+            raise
+
+    def _verify(
         self, token: str, *, endpoint: Endpoint, expected_agent_id: str | None = None
     ) -> VerifiedAttestation:
         try:
@@ -116,13 +145,13 @@ class AttestationVerifier:
         self, token: str, doc: AgentIdentityDocument, kid: str | None, agent_id: str
     ) -> dict[str, Any]:
         try:
-            return verify_attestation_signature(token, _key_for(doc, kid))
+            return verify_attestation_signature(token, key_for(doc, kid))
         except ValueError as first:
             fresh = self.fetcher.refetch_after_mismatch(agent_id)
             if fresh is None:
                 raise _invalid(f"attestation signature is not valid ({first})") from first
             try:
-                return verify_attestation_signature(token, _key_for(fresh, kid))
+                return verify_attestation_signature(token, key_for(fresh, kid))
             except ValueError as exc:
                 raise _invalid(f"attestation signature is not valid ({exc})") from exc
 

@@ -1,4 +1,7 @@
-"""Audit records of every authorization decision, with the §11 fields."""
+"""Audit records of every authorization decision, with the §11 fields.
+
+Event names are those of :mod:`athkit.core.audit_events` (old names are mapped there).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from athkit.core.audit_events import canonical
 from athkit.core.clock import to_datetime
 from athkit.core.metrics import DECISIONS
 from athkit.store.models import AuditRow
@@ -28,6 +32,7 @@ def audit_row(
     details: dict[str, Any] | None = None,
 ) -> AuditRow:
     """Build an audit row, count it and log it (never with secrets or tokens)."""
+    event = canonical(event, outcome)
     DECISIONS.labels(event, outcome).inc()
     log.info(
         "%s %s agent=%s user=%s provider=%s effective=%s reason=%s",

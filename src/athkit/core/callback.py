@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.consent import ConsentAndBinding
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
@@ -80,7 +81,7 @@ class AuthorizationCallback(ConsentAndBinding):
                     ("pending", self.REDEEMABLE_STATUS),
                     audit_row(
                         now,
-                        "consent",
+                        ev.ACCESS_DENIED,
                         "denied",
                         agent_id=session.agent_id,
                         provider_id=session.provider_id,

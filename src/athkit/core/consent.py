@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.clock import iso
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
@@ -137,7 +138,7 @@ class ConsentAndBinding(AuthorizationSessions):
             "pending",
             audit_row(
                 now,
-                "consent",
+                ev.ACCESS_DENIED,
                 "denied",
                 agent_id=session.agent_id,
                 user_id=user_id,
@@ -160,7 +161,7 @@ class ConsentAndBinding(AuthorizationSessions):
     ) -> AuditRow:
         return audit_row(
             now,
-            "consent",
+            ev.CONSENT_GRANTED,
             "granted",
             agent_id=session.agent_id,
             user_id=user_id,

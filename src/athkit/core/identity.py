@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from athkit.core.clock import Clock, system_clock
 from athkit.core.netguard import check_url
 from athkit.core.outbound import BoundedTransport, OutboundLimits, ResponseTooLarge
+from athkit.netguard_http import guarded_transport
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
 
@@ -60,7 +61,11 @@ class IdentityFetcher:
         if transport is None:
             limits = outbound or OutboundLimits()
             transport = self._bounded = limits.transport(
-                deadline=timeout, max_bytes=max_bytes, verify=verify
+                deadline=timeout,
+                max_bytes=max_bytes,
+                verify=verify,
+                # Connect only to the addresses the SSRF guard checked (no DNS rebinding).
+                inner=guarded_transport(dev_mode=dev_mode, verify=verify),
             )
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from athkit.core import audit_events as ev
 from athkit.core.attestation import VerifiedAttestation
 from athkit.core.audit import audit_row
 from athkit.core.clock import as_utc, iso, to_datetime
@@ -110,7 +111,7 @@ class Registration(ServiceBase):
         requested = [s for p in req.requested_providers for s in p.scopes]
         audit = audit_row(
             now,
-            "agent.register",
+            ev.AGENT_REGISTRATION_DENIED if decision.status == "denied" else ev.AGENT_REGISTERED,
             decision.status,
             agent_id=req.agent_id,
             requested=requested,
@@ -273,7 +274,9 @@ class Registration(ServiceBase):
             reason=reason,
             audit=audit_row(
                 now,
-                "agent.decision",
+                {"approved": ev.AGENT_APPROVED, "denied": ev.AGENT_REGISTRATION_DENIED}.get(
+                    status, ev.AGENT_SUSPENDED
+                ),
                 status,
                 agent_id=row.agent_id,
                 reason=reason,

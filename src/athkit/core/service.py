@@ -15,6 +15,7 @@ import ssl
 from datetime import timedelta
 
 from athkit.core.attestation import AttestationVerifier
+from athkit.core.audit_writer import AuditBatchWriter, attestation_failed_row
 from athkit.core.callback import AuthorizationCallback, CallbackOutcome, RedeemedCode
 from athkit.core.clock import Clock, system_clock, to_datetime
 from athkit.core.consent import BrowserBinding, ConsentContext, ConsentScope
@@ -28,6 +29,7 @@ from athkit.core.shared_state import SharedState, shared_state
 from athkit.core.token_cache import attach_token_cache
 from athkit.core.token_lifecycle import TokenLifecycle
 from athkit.core.user_grants import UserGrant, UserGrants
+from athkit.protocol.errors import ATHError
 from athkit.protocol.messages import ServiceAuth, ServiceDiscoveryDocument
 from athkit.store.db import Database, default_sqlite_url
 from athkit.store.purge import PeriodicPurge
@@ -87,6 +89,8 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             clock=clock,
             verify=outbound_tls(settings),
         )
+        #: Per-call audit rows (attestation_failed here; proxy_request in the gateway).
+        self.call_audit = AuditBatchWriter(self.store.add_audit_many)
         self.resources = ResourceRegistry()
         self.register_resources()
         self.shared = shared_state(settings, self.store)
@@ -98,6 +102,7 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             clock=clock,
             skew=settings.clock_skew,
             max_lifetime=settings.attestation_max_lifetime,
+            on_failure=self._attestation_failed,
         )
         self.purge: PeriodicPurge | None = None
         if settings.purge_interval > 0:
@@ -108,9 +113,15 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
                 now=lambda: to_datetime(self.clock()),
             ).start()
 
+    def _attestation_failed(self, endpoint: str, claimed: str | None, err: ATHError) -> None:
+        """``attestation_failed``: queued for the batch writer (anonymous callers can send
+        these at will: no synchronous database write per refusal)."""
+        self.call_audit.submit(attestation_failed_row(self.clock(), endpoint, claimed, err))
+
     def close(self) -> None:
         if self.purge is not None:
             self.purge.stop()
+        self.call_audit.close()
         self.fetcher.close()
         if self.store.revocations is not None:
             self.store.revocations.close()

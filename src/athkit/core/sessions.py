@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.clock import as_utc, to_datetime
 from athkit.core.registration import Registration
@@ -44,7 +45,7 @@ class AuthorizationSessions(Registration):
             self.store.add_audit(
                 audit_row(
                     now,
-                    "authorize",
+                    ev.ACCESS_DENIED,
                     "refused",
                     agent_id=agent.agent_id,
                     provider_id=req.provider_id,
@@ -101,7 +102,7 @@ class AuthorizationSessions(Registration):
             ),
             audit_row(
                 now,
-                "authorize",
+                ev.AUTHORIZATION_STARTED,
                 "session_created",
                 agent_id=agent.agent_id,
                 provider_id=req.provider_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.clock import to_datetime
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
@@ -82,7 +83,7 @@ class TokenLifecycle(AuthorizationSessions):
         )
         audit = audit_row(
             now,
-            "token.issue",
+            ev.ACCESS_GRANTED,
             "granted",
             agent_id=agent.agent_id,
             user_id=session.user_id,
@@ -160,7 +161,7 @@ class TokenLifecycle(AuthorizationSessions):
             to_datetime(now),
             audit_row(
                 now,
-                "token.revoke",
+                ev.TOKEN_REVOKED,
                 "revoked",
                 agent_id=agent.agent_id,
                 user_id=own.user_id if own else None,

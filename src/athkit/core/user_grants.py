@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.clock import iso, to_datetime
 from athkit.core.service_base import ServiceBase
@@ -26,10 +27,12 @@ class UserGrant:
 class UserGrants(ServiceBase):
     """§8 what the "my agents" page lists and its revoke button."""
 
-    def user_grants(self, user_id: str) -> list[UserGrant]:
+    def user_grants(self, user_id: str, provider_id: str | None = None) -> list[UserGrant]:
+        """The user's live grants (at one provider, when given: a gateway account)."""
         grants = []
         names: dict[str, AgentRow | None] = {}
-        for t in self.store.live_tokens_for_user(user_id, to_datetime(self.clock())):
+        now = to_datetime(self.clock())
+        for t in self.store.live_tokens_for_user(user_id, now, provider_id):
             if t.client_id not in names:
                 names[t.client_id] = self.store.get_agent(t.client_id)
             agent = names[t.client_id]
@@ -46,7 +49,7 @@ class UserGrants(ServiceBase):
             )
         return grants
 
-    def revoke_for_user(self, user_id: str, client_id: str) -> int:
+    def revoke_for_user(self, user_id: str, client_id: str, provider_id: str | None = None) -> int:
         """The signed-in user withdraws an agent's access (all its live tokens for this user)."""
         now = self.clock()
         agent = self.store.get_agent(client_id)
@@ -56,10 +59,12 @@ class UserGrants(ServiceBase):
             to_datetime(now),
             audit_row(
                 now,
-                "token.revoke",
+                ev.TOKEN_REVOKED,
                 "revoked_by_user",
                 agent_id=agent.agent_id if agent else None,
                 user_id=user_id,
-                details={"client_id": client_id},
+                provider_id=provider_id,
+                details={"actor": "user", "client_id": client_id},
             ),
+            provider_id,
         )

@@ -12,21 +12,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from athkit.core.handshake import HandshakePolicy
+from athkit.core.operators import OperatorAccounts
 from athkit.crypto.sealing import TokenSealer
+from athkit.gateway.admin import CONSOLE_PATH, build_admin_router
+from athkit.gateway.call_audit import ObservedProxy
 from athkit.gateway.config import ConfigError, GatewayConfig
 from athkit.gateway.forward_auth import MOUNT as FORWARD_AUTH
 from athkit.gateway.forward_auth import ForwardAuthEndpoint
+from athkit.gateway.live_providers import LiveProviders
 from athkit.gateway.proxy import ProxyEndpoint
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import CALLBACK_PATH, SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
 from athkit.oauth.server import OAuthServer
 from athkit.store.repositories import Store
+from athkit.web.console import USER_SIGNIN_KEY, build_console_router
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.health import build_health_router, service_probes
 from athkit.web.oauth_routes import build_oauth_router
+from athkit.web.operator_auth import OperatorSessions
 from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
+from athkit.web.request_id import RequestIdMiddleware
 from athkit.web.routes import build_router
 from athkit.web.security_headers import harden
 
@@ -63,13 +70,20 @@ def create_gateway_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live.start()
         try:
             yield
         finally:
+            live.stop()
             await proxy.close()
             svc.close()
 
+    # The service's per-call writer, with the gateway's sampling and queue size.
+    writer = svc.call_audit
+    writer.sample = config.gateway.audit_proxy_sample
+    writer.resize(config.gateway.audit_queue)
     app = FastAPI(title="athkit gateway", version="0.1", lifespan=lifespan)
+    app.state.athkit_audit_writer = writer
     app.state.athkit = svc
     app.include_router(build_router(service_discovery=False))
     app.include_router(build_consent_router(None))
@@ -78,16 +92,31 @@ def create_gateway_app(
     app.state.athkit_oauth = OAuthServer(svc)
     app.include_router(build_oauth_router())
     install_error_handlers(app)
+    # The user pages need to know who the user is: sign-in with a provider (gateway/users.py).
+    users = GatewayUsers(svc)
+    svc.settings.login_url = SIGNIN_PATH
+    app.include_router(users.router())
+    operators = OperatorSessions(
+        OperatorAccounts(
+            svc.store.db, clock=svc.clock, rate=svc.shared.rate, audit=svc.store.add_audit
+        ),
+        secure=config.gateway.public_url.startswith("https://"),
+    )
+    operators.mount(app)
+    live = LiveProviders(svc, poll_seconds=config.gateway.provider_poll_seconds)
+    app.state.athkit_live_providers = live
+    app.state.athkit_console_extra = [(CONSOLE_PATH, "providers")]
+    app.include_router(build_admin_router(live, operators))
+    setattr(app.state, USER_SIGNIN_KEY, SIGNIN_PATH)
+    app.include_router(
+        build_console_router(users.current_user, operators, config.gateway.metrics_token)
+    )
     app.include_router(build_health_router("", lambda: service_probes(svc)))
     rules = [*default_rules(None), ("GET", re.compile(re.escape(CALLBACK_PATH)), "signin")]
     install_rate_limits(app, limits_from_settings(svc.settings, svc.shared.rate), rules)
     if handshake is None and config.handshake is not None:
         handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:
-        # The user pages need to know who the user is: sign-in with a provider (gateway/users.py).
-        users = GatewayUsers(svc)
-        svc.settings.login_url = SIGNIN_PATH
-        app.include_router(users.router())
         mount_handshake(app, svc, handshake, current_user=users.current_user)
     harden(app)
 
@@ -98,9 +127,12 @@ def create_gateway_app(
         )
 
     # First in the routing table: the hot path should not scan the other routes.
-    app.router.routes.insert(0, Mount("/ath/proxy", app=proxy))
+    app.router.routes.insert(0, Mount("/ath/proxy", app=ObservedProxy(proxy, svc, writer)))
     if config.forward_auth is not None:
         decider = ForwardAuthEndpoint(svc, config.forward_auth.secret())
         app.router.routes.insert(0, Mount(FORWARD_AUTH, app=decider))
         app.router.routes.insert(0, Route(FORWARD_AUTH, endpoint=decider))
+
+    app.add_middleware(RequestIdMiddleware)
+
     return app

@@ -61,6 +61,8 @@ class ProviderConfig(_Strict):
     revocation_endpoint: str | None = None
     #: Upstream JWKS for checking id_tokens.
     jwks_uri: str | None = None
+    #: The userinfo member naming the account when there is no id_token (GitHub: ``id``).
+    user_id_claim: str = Field("sub", pattern=r"^[A-Za-z0-9_]{1,64}$")
     #: The gateway's OAuth client id at the provider.
     client_id: str
     #: Environment variable holding the gateway's client secret at the provider.
@@ -150,6 +152,19 @@ class GatewaySection(_Strict):
     upstream_timeout: float = Field(30.0, gt=0)
     #: Refresh the upstream access token this many seconds before it expires.
     refresh_leeway: int = Field(30, ge=0)
+    #: Redis shared by every node (replay cache, rate limits); None: one node, or the database.
+    redis_url: str | None = None
+    #: Prefix of every Redis key of this deployment.
+    redis_prefix: str = "athkit:"
+    #: Bearer token that may read ``/ath/metrics`` without an operator session (Prometheus).
+    metrics_token: str | None = None
+    #: How often each node checks for provider changes saved through the console or admin API.
+    provider_poll_seconds: float = Field(2.0, gt=0, le=300)
+    #: Fraction of proxied calls written to the audit log as ``proxy_request`` (1 = all, 0 =
+    #: none); ``scope_violation`` is always written.
+    audit_proxy_sample: float = Field(1.0, ge=0, le=1)
+    #: Per-call audit rows queued for the batch writer; beyond this they are dropped (counted).
+    audit_queue: int = Field(10_000, ge=100, le=1_000_000)
 
     @field_validator("public_url")
     @classmethod

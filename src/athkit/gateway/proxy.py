@@ -50,6 +50,8 @@ AGENT_ONLY = frozenset({b"authorization", b"x-ath-agent-id", b"x-ath-session", b
 _REQUEST_DROP = HOP_BY_HOP | AGENT_ONLY
 #: Bodies up to this size (by Content-Length) are read whole and sent in one ASGI message.
 SMALL_BODY = 64 * 1024
+#: Bytes of an upstream body buffered per connection before the socket is paused (bounds memory).
+READ_BUFFER = 256 * 1024
 #: aiohttp's own defaults are not added: the provider sees the agent's headers, not ours.
 _SKIP_AUTO = frozenset({"Accept", "Accept-Encoding", "User-Agent"})
 
@@ -133,6 +135,7 @@ class ProxyEndpoint:
                 auto_decompress=False,
                 skip_auto_headers=_SKIP_AUTO,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                read_bufsize=READ_BUFFER,
             )
         return self._session
 
@@ -174,9 +177,7 @@ class ProxyEndpoint:
             self.svc, scope, token, agent, provider_id, method, upstream_path
         )
         drop = _connection_tokens(connection)
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in forward if k not in drop
-        ]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in forward if k not in drop]
         headers.append(("authorization", f"Bearer {upstream_token}"))
         cfg = self.svc.provider_config(provider_id)
         url = cfg.api_base + upstream_path
@@ -218,8 +219,18 @@ class ProxyEndpoint:
                 await send({"type": "http.response.body", "body": data})
                 return
             await send(start)
-            async for chunk in resp.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            content = resp.content
+            while chunk := await content.readany():
+                # Whatever else has already arrived goes in the same message: under load the
+                # body crosses the ASGI stack (and its middlewares) in fewer, larger pieces.
+                more = content.read_nowait()
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": chunk + more if more else chunk,
+                        "more_body": True,
+                    }
+                )
             await send({"type": "http.response.body", "body": b""})
         finally:
             resp.release()

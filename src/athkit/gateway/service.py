@@ -17,7 +17,7 @@ from athkit.core.outbound import OutboundLimits
 from athkit.core.policy import ApprovalPolicy
 from athkit.core.resources import ProtectedResource
 from athkit.core.secrets import hash_secret
-from athkit.core.service import ATHService, RedeemedCode
+from athkit.core.service import ATHService, RedeemedCode, UserGrant
 from athkit.core.settings import ATHSettings
 from athkit.core.tokens import TokenInfo, require_scopes_of
 from athkit.crypto.sealing import SealError, TokenSealer
@@ -34,9 +34,12 @@ from athkit.store.repositories import Store
 USER_GRANT_CLIENT = "ath:user-sign-in"
 
 
-def _owner(client_id: str, user_id: str, provider_id: str) -> str:
+def owner_aad(client_id: str, user_id: str, provider_id: str) -> str:
     """Associated data that binds a sealed token to its row."""
     return f"{client_id}\x00{user_id}\x00{provider_id}"
+
+
+_owner = owner_aad  # the old private name (cli/demo.py reads sealed rows with it)
 
 
 class GatewayService(ATHService):
@@ -64,6 +67,8 @@ class GatewayService(ATHService):
             dev_mode=g.dev_mode,
             token_ttl=g.token_ttl,
             secure_cookies=g.public_url.startswith("https"),
+            redis_url=g.redis_url,
+            redis_prefix=g.redis_prefix,
         )
         if store is None:
             url = g.database_url or default_sqlite_url(g.data_dir)
@@ -202,7 +207,7 @@ class GatewayService(ATHService):
     def _sealed_row(
         self, client_id: str, user_id: str, provider_id: str, tokens: UpstreamTokens
     ) -> UpstreamTokenRow:
-        aad = _owner(client_id, user_id, provider_id)
+        aad = owner_aad(client_id, user_id, provider_id)
         return UpstreamTokenRow(
             client_id=client_id,
             user_id=user_id,
@@ -216,6 +221,16 @@ class GatewayService(ATHService):
             expires_at=to_datetime(tokens.expires_at) if tokens.expires_at else None,
             updated_at=to_datetime(self.clock()),
         )
+
+    # -- the user's own channel: accounts are "<provider_id>:<sub>" (gateway/users.py) ------
+
+    def user_grants(self, user_id: str, provider_id: str | None = None) -> list[UserGrant]:
+        provider, _, sub = user_id.partition(":")
+        return super().user_grants(sub, provider) if sub else []
+
+    def revoke_for_user(self, user_id: str, client_id: str, provider_id: str | None = None) -> int:
+        provider, _, sub = user_id.partition(":")
+        return super().revoke_for_user(sub, client_id, provider) if sub else 0
 
     # -- proxy support --------------------------------------------------------------------
 
@@ -325,7 +340,7 @@ class GatewayService(ATHService):
     def _upstream_token(self, info: TokenInfo, *, force_refresh: bool) -> tuple[str, float]:
         """The upstream access token and its expiry (epoch seconds)."""
         key = (info.client_id, info.user_id, info.provider_id)
-        aad = _owner(*key)
+        aad = owner_aad(*key)
         row = self.store.get_upstream_token(*key)
         if row is None:
             raise self._reauth("the provider's grant for this user is gone")
@@ -406,7 +421,7 @@ class GatewayService(ATHService):
         if row is None:
             return
         if cfg.on_last_revoke == "revoke":
-            aad = _owner(client_id, user_id, provider_id)
+            aad = owner_aad(client_id, user_id, provider_id)
             token, hint = (
                 (row.refresh_token, "refresh_token")
                 if row.refresh_token

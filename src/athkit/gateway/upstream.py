@@ -22,6 +22,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from athkit.core.outbound import OutboundLimits
+from athkit.core.tracing import tracer, tracing_enabled
 from athkit.gateway.config import ConfigError, ProviderConfig
 from athkit.protocol.errors import ATHError, ErrorCode
 
@@ -213,7 +214,12 @@ class UpstreamProvider:
                 )
                 return token
 
-        fresh = self._tokens(self._call("token refresh", run))
+        if tracing_enabled():
+            with tracer.start_as_current_span("upstream refresh " + self.cfg.provider_id):
+                raw = self._call("token refresh", run)
+        else:
+            raw = self._call("token refresh", run)
+        fresh = self._tokens(raw)
         if fresh.refresh_token is None:  # providers may keep the old refresh token valid
             fresh = UpstreamTokens(
                 fresh.access_token,
@@ -269,9 +275,11 @@ class UpstreamProvider:
             data: dict[str, Any] = resp.json()
             return data
 
-        sub = self._call("userinfo request", run).get("sub")
+        sub = self._call("userinfo request", run).get(self.cfg.user_id_claim)
+        if isinstance(sub, int) and not isinstance(sub, bool):
+            sub = str(sub)  # numeric account ids (GitHub)
         if not isinstance(sub, str) or not sub:
-            raise _oauth_error("userinfo carries no sub")
+            raise _oauth_error(f"userinfo carries no {self.cfg.user_id_claim}")
         return sub
 
     def _sub_from_id_token(self, id_token: str) -> str:

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from athkit.core.attestation import key_for
 from athkit.core.clock import to_datetime
 from athkit.core.secrets import hash_secret, secret_matches
 from athkit.crypto.attestation import decode_unverified, verify_attestation_signature
-from athkit.crypto.keys import load_public_jwk
 from athkit.oauth.clients import ClientDirectory, external_client_id
 from athkit.oauth.metadata import TOKEN_PATH, endpoint
 from athkit.protocol.errors import ATHError, ErrorCode
@@ -106,15 +106,20 @@ def _verify_assertion(svc: ATHService, row: AgentRow, assertion: str) -> None:
     if row.agent_id.startswith("urn:"):
         raise _fail("private_key_jwt needs an attested agent")
     now = svc.clock()
-    doc = svc.fetcher.get(row.agent_id)
     try:
-        claims = verify_attestation_signature(assertion, load_public_jwk(doc.public_key))
+        header, _ = decode_unverified(assertion)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _fail("client_assertion is not a JWT") from exc
+    kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+    doc = svc.fetcher.get(row.agent_id)
+    try:  # the key the assertion's kid names (an identity document lists two while rotating)
+        claims = verify_attestation_signature(assertion, key_for(doc, kid))
     except (ValueError, TypeError) as exc:
         refreshed = svc.fetcher.refetch_after_mismatch(row.agent_id)
         if refreshed is None:
             raise _fail("client_assertion signature is not valid") from exc
         try:
-            claims = verify_attestation_signature(assertion, load_public_jwk(refreshed.public_key))
+            claims = verify_attestation_signature(assertion, key_for(refreshed, kid))
         except (ValueError, TypeError) as exc2:
             raise _fail("client_assertion signature is not valid") from exc2
     cid = external_client_id(row)

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
+from athkit.core.operators import OperatorAccounts
 from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.fields import BoundedInt, text, token
@@ -27,9 +28,11 @@ from athkit.registry.proof import VERIFICATION_PATH
 from athkit.registry.service import RegistryService, RegistrySettings
 from athkit.store.shared import MemoryRateLimiter
 from athkit.web.body import read_json
+from athkit.web.console import csrf_header_ok
 from athkit.web.errors import install_error_handlers
 from athkit.web.health import build_health_router
 from athkit.web.openapi import json_body
+from athkit.web.operator_auth import OperatorSessions
 from athkit.web.ratelimit import RateLimits, Rule, install_rate_limits
 from athkit.web.security_headers import harden
 
@@ -132,12 +135,22 @@ def create_registry_app(
     install_rate_limits(app, limits, REGISTRY_RULES)
     harden(app)
 
-    def require_admin(request: Request) -> None:
+    # Operators (athkit admin create-operator --registry) sign in at /ath/operator/signin;
+    # their session (plus the console CSRF token in X-CSRF-Token) opens the admin API too.
+    operators = OperatorSessions(OperatorAccounts(svc.db), secure=not settings.dev_mode)
+    operators.mount(app)
+
+    async def require_admin(request: Request) -> None:
         expected = settings.admin_token
         header = request.headers.get("authorization", "")
         given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        if not expected or not given or not hmac.compare_digest(given, expected):
-            raise registry_error(ADMIN_UNAUTHORIZED, "admin bearer token required")
+        if expected and given and hmac.compare_digest(given, expected):
+            return
+        name = await operators(request)
+        if name is not None and csrf_header_ok(request):
+            log.info("registry admin %s %s by operator %s", request.method, request.url.path, name)
+            return
+        raise registry_error(ADMIN_UNAUTHORIZED, "admin bearer token or operator session required")
 
     @app.get("/api/search")
     async def search(
@@ -195,7 +208,7 @@ def create_registry_app(
 
     @app.post("/api/admin/revalidate")
     async def revalidate(request: Request) -> Response:
-        require_admin(request)
+        await require_admin(request)
         report = await run_in_worker(svc.revalidate)
         return JSONResponse(
             {
@@ -211,7 +224,7 @@ def create_registry_app(
     @app.post("/api/admin/listings", openapi_extra=json_body(SubmitRequest))
     async def admin_add(request: Request) -> Response:
         """List an origin without ownership proof (``verified`` stays false)."""
-        require_admin(request)
+        await require_admin(request)
         req = await read_json(request, SubmitRequest, MAX_BODY)
         listing, _ = await run_in_worker(
             lambda: svc.submit(req.url, req.description, req.categories, require_proof=False)
@@ -220,7 +233,7 @@ def create_registry_app(
 
     @app.delete("/api/admin/listings/{listing_id}", status_code=204)
     async def admin_remove(listing_id: str, request: Request) -> Response:
-        require_admin(request)
+        await require_admin(request)
         await run_in_worker(svc.remove, listing_id)
         return Response(status_code=204)
 

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from athkit.core.netguard import check_url
 from athkit.core.outbound import OutboundLimits, ResponseTooLarge
+from athkit.netguard_http import guarded_transport
 from athkit.protocol.errors import ATHError
 from athkit.protocol.messages import GatewayDiscoveryDocument, ServiceDiscoveryDocument
 from athkit.protocol.version import check_compatible, parse_version
@@ -142,7 +143,11 @@ class DocumentFetcher:
         self.max_bytes = max_bytes
         if transport is None:  # ``timeout`` bounds each whole GET; fetches in flight are capped
             limits = outbound or OutboundLimits()
-            transport = limits.transport(deadline=timeout, max_bytes=max_bytes)
+            transport = limits.transport(
+                deadline=timeout,
+                max_bytes=max_bytes,
+                inner=guarded_transport(dev_mode=dev_mode),  # connect only to checked IPs
+            )
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -81,9 +81,14 @@ class Database:
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=t.pool)
             if url.startswith("postgresql"):
+                # connect_args win over the URL's query: keep the URL's own libpq ``options``
+                # (e.g. ``-csearch_path=...``) and add the statement timeout to them.
+                given = make_url(url).query.get("options")
+                own = " ".join(given) if isinstance(given, tuple) else (given or "")
+                timeout = f"-c statement_timeout={int(t.statement * 1000)}"
                 kwargs["connect_args"] = {
                     "connect_timeout": max(1, round(t.connect)),
-                    "options": f"-c statement_timeout={int(t.statement * 1000)}",
+                    "options": f"{own} {timeout}".strip(),
                 }
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):

@@ -203,7 +203,11 @@ class AuditRow(Base):
     denial_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    __table_args__ = (Index("ix_ath_audit_agent_time", "agent_id", "timestamp"),)
+    __table_args__ = (
+        Index("ix_ath_audit_agent_time", "agent_id", "timestamp"),
+        Index("ix_ath_audit_event_time", "event", "timestamp"),
+        Index("ix_ath_audit_time", "timestamp"),
+    )
 
 
 # -- the 9-step handshake (docs/handshake.md) ---------------------------------------------------

@@ -361,7 +361,9 @@ class Store:
                 s.add(audit)
             return won
 
-    def live_tokens_for_user(self, user_id: str, now: datetime) -> Sequence[TokenRow]:
+    def live_tokens_for_user(
+        self, user_id: str, now: datetime, provider_id: str | None = None
+    ) -> Sequence[TokenRow]:
         with self.db.read() as s:
             q = (
                 select(TokenRow)
@@ -372,28 +374,34 @@ class Store:
                 )
                 .order_by(TokenRow.created_at.desc())
             )
+            if provider_id is not None:
+                q = q.where(TokenRow.provider_id == provider_id)
             return s.scalars(q).all()
 
     def revoke_user_client_tokens(
-        self, user_id: str, client_id: str, now: datetime, audit: AuditRow
+        self,
+        user_id: str,
+        client_id: str,
+        now: datetime,
+        audit: AuditRow,
+        provider_id: str | None = None,
     ) -> int:
-        """The user's own channel (§8): revoke every live token of one agent for this user."""
+        """The user's own channel (§8): revoke every live token of one agent for this user
+        (at one provider, when given: a gateway user is an account at one provider)."""
         with self._revoking(Revocation(client_id=client_id, user_id=user_id)) as s:
-            res = s.execute(
-                update(TokenRow)
-                .where(
-                    TokenRow.user_id == user_id,
-                    TokenRow.client_id == client_id,
-                    TokenRow.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
+            q = update(TokenRow).where(
+                TokenRow.user_id == user_id,
+                TokenRow.client_id == client_id,
+                TokenRow.revoked_at.is_(None),
             )
+            if provider_id is not None:
+                q = q.where(TokenRow.provider_id == provider_id)
+            res = s.execute(q.values(revoked_at=now))
             count = int(res.rowcount)  # type: ignore[attr-defined]
-            count += revoke_families(
-                s,
-                [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id],
-                now,
-            )
+            family = [RefreshTokenRow.user_id == user_id, RefreshTokenRow.client_id == client_id]
+            if provider_id is not None:
+                family.append(RefreshTokenRow.provider_id == provider_id)
+            count += revoke_families(s, family, now)
             if count:
                 s.add(audit)
             return count
@@ -426,6 +434,11 @@ class Store:
     def add_audit(self, row: AuditRow) -> None:
         with self.db.transaction() as s:
             s.add(row)
+
+    def add_audit_many(self, rows: Sequence[AuditRow]) -> None:
+        """A batch of per-call audit rows in one transaction (core/audit_writer.py)."""
+        with self.db.transaction() as s:
+            s.add_all(rows)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
         with self.db.read() as s:

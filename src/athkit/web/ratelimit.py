@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from athkit.core.handshake_restrictions import parse_rate_limit
+from athkit.core.metrics import RATE_LIMITED
 from athkit.core.settings import ATHSettings
 from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
@@ -98,6 +99,7 @@ class RateLimits:
             f"{bucket}:{kind}:{who}"[:600], limit.count, limit.window, self.clock()
         )
         if not decision.allowed:
+            RATE_LIMITED.labels(bucket, kind).inc()
             raise ATHError(
                 ErrorCode.RATE_LIMITED,
                 f"too many {bucket} requests; slow down",

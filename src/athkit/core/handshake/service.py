@@ -18,6 +18,7 @@ from athkit.core.handshake.webhook import WebhookSender
 from athkit.core.handshake_keys import ServerIdentity, load_sealer
 from athkit.core.netguard import check_url
 from athkit.crypto.did import DIDError, DIDResolver
+from athkit.netguard_http import guarded_transport
 from athkit.protocol.errors import ErrorCode
 from athkit.store.handshake import HandshakeStore
 
@@ -80,7 +81,9 @@ class HandshakeService(Hello, Confirmation, HandshakeTokens, UserKeys):
                 t = self.settings.identity_timeout
                 self._http = httpx.Client(
                     timeout=httpx.Timeout(t, connect=min(t, 3.0)),
-                    transport=self.service.outbound.transport(deadline=t),
+                    transport=self.service.outbound.transport(
+                        deadline=t, inner=guarded_transport(dev_mode=self.settings.dev_mode)
+                    ),
                     follow_redirects=False,
                     headers={"Accept": "application/did+json, application/json"},
                 )
