@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from athkit.client import ATHClient
-from tests.conftest import AgentIdentity, Shop, start_shop
+from tests.conftest import MANY_AGENTS, AgentIdentity, Shop, start_shop
 from tests.integration.support import (
     PROVIDER,
     attest,
@@ -31,7 +31,7 @@ LIMIT = 64 * 1024
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """One ATH Shop for this module; tests use fresh agent identities."""
-    s = start_shop(tmp_path_factory.mktemp("bad-input"))
+    s = start_shop(tmp_path_factory.mktemp("bad-input"), ath_options=MANY_AGENTS)
     try:
         yield s
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import AgentIdentity, Shop, start_shop
+from tests.conftest import MANY_AGENTS, AgentIdentity, Shop, start_shop
 from tests.integration.support import (
     PROVIDER,
     authorize_body,
@@ -26,7 +26,9 @@ NUL = "a\x00b"
 @pytest.fixture(scope="module")
 def pg_shop(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Shop]:
     """ATH Shop on PostgreSQL, where a NUL byte reaching a query is an error of the driver."""
-    s = start_shop(tmp_path_factory.mktemp("pg-hostile"), database_url=pg_url)
+    s = start_shop(
+        tmp_path_factory.mktemp("pg-hostile"), database_url=pg_url, ath_options=MANY_AGENTS
+    )
     try:
         yield s
     finally:
@@ -138,7 +140,7 @@ def test_line_breaks_in_a_form_are_text_not_control() -> None:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    s = start_shop(tmp_path_factory.mktemp("headers"))
+    s = start_shop(tmp_path_factory.mktemp("headers"), ath_options=MANY_AGENTS)
     try:
         yield s
     finally:

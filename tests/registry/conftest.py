@@ -151,7 +151,9 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
             revalidate_interval=settings.pop("revalidate_interval", 0),
             semantic="auto" if embedder else "off",
             delist_after_failures=settings.pop("delist_after_failures", 1),
-            fetch_timeout=2.0,
+            # the deadline of a whole fetch: the slow origins here answer after 1-1.5 s, and a
+            # loaded 2-core box (the model loading in-process) must not push them past it
+            fetch_timeout=5.0,
             **settings,
         )
         app = create_registry_app(cfg, embedder=embedder)

@@ -6,6 +6,7 @@ so a service starts on an empty SQLite file or PostgreSQL database with no manua
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from athkit.store.errors import DatabaseUnreachableError, StoreUnavailableError, as_unavailable
 from athkit.store.revocation import Revocation, RevocationSink
+from athkit.store.watchdog import ConnectionWatchdog
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 _migrate_lock = threading.Lock()
@@ -79,7 +81,7 @@ class Database:
             if url in ("sqlite://", "sqlite:///:memory:"):
                 kwargs["poolclass"] = StaticPool
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=t.pool)
+            kwargs.update(pool_size=10, max_overflow=20, pool_timeout=t.pool)
             if url.startswith("postgresql"):
                 # connect_args win over the URL's query: keep the URL's own libpq ``options``
                 # (e.g. ``-csearch_path=...``) and add the statement timeout to them.
@@ -90,9 +92,12 @@ class Database:
                     "connect_timeout": max(1, round(t.connect)),
                     "options": f"{own} {timeout}".strip(),
                 }
+        _hide_rows()
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:  # a server that stops answering: bound the client's wait too (and pre-ping)
+            ConnectionWatchdog(t.statement * 2 + t.connect).install(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             try:
@@ -153,6 +158,20 @@ def outages_as_unavailable() -> Iterator[None]:
         if mapped is None or mapped is exc:
             raise
         raise mapped from exc
+
+
+class _NoRowLogs(logging.Filter):
+    """SQLAlchemy logs every result row at DEBUG; rows hold states, verifiers and sealed
+    tokens, so they never reach a log (statements do, without their parameters)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(("Row ", "Col ")))
+
+
+def _hide_rows() -> None:
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _NoRowLogs) for f in logger.filters):
+        logger.addFilter(_NoRowLogs())
 
 
 _REVOCATIONS = "athkit_revocations"

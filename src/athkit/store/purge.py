@@ -1,7 +1,8 @@
 """Deleting what has expired, so no table grows without bound (README "Operations").
 
-Authorization sessions (with their codes), access tokens, attestation replay entries and
-handshake nonces, handshakes, their confirmations and sessions all carry an expiry. A row is
+Authorization sessions (with their codes), access and refresh tokens (a refresh token once its
+whole family has expired), attestation replay entries and handshake nonces, handshakes, their
+confirmations and sessions all carry an expiry. A row is
 deleted once it is past its expiry by more than ``grace`` (so a late caller still hears
 "expired" rather than "unknown" for a while). Agents, upstream grants (kept alive by refresh
 tokens), user keys and the audit log are records, not leftovers, and are kept.
@@ -25,6 +26,7 @@ from athkit.store.models import (
     ConfirmationRow,
     HandshakeRow,
     HandshakeSessionRow,
+    RefreshTokenRow,
     ReplayRow,
     SessionRow,
     TokenRow,
@@ -37,6 +39,8 @@ log = logging.getLogger("athkit.store.purge")
 EXPIRING: dict[str, InstrumentedAttribute[datetime]] = {
     "ath_sessions": SessionRow.expires_at,
     "ath_tokens": TokenRow.expires_at,
+    # a refresh token goes with its family: a used one must stay to catch its replay
+    "ath_refresh_tokens": RefreshTokenRow.family_expires_at,
     "ath_replay": ReplayRow.expires_at,
     "ath_handshakes": HandshakeRow.expires_at,
     "ath_confirmations": ConfirmationRow.expires_at,

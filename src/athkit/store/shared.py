@@ -7,7 +7,6 @@ cannot be made is refused with ``SERVICE_UNAVAILABLE``, never waved through.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +31,40 @@ class RateDecision:
 
 class RateLimiter(Protocol):
     def hit(self, key: str, limit: int, window: float, now: float) -> RateDecision:
-        """Count one event for ``key`` in a fixed window of ``window`` seconds."""
+        """Count one event for ``key``: at most ``limit`` per ``window`` seconds."""
+
+
+def gcra(tat: float | None, limit: int, window: float, now: float) -> tuple[RateDecision, float]:
+    """One step of the generic cell rate algorithm: ``limit`` events may come at once, then
+    one every ``window / limit`` seconds (no doubled burst at a fixed window's edge).
+
+    ``tat`` is the key's theoretical arrival time; returns the decision and the new ``tat``.
+    """
+    interval = window / limit
+    base = max(tat if tat is not None else now, now)
+    new_tat = base + interval
+    allow_at = new_tat - window
+    if allow_at > now:
+        return RateDecision(False, 0, allow_at - now), base
+    return RateDecision(True, int((now - allow_at) / interval), 0.0), new_tat
+
+
+#: The same step in Redis, atomic per key (KEYS[1]; ARGV: now, limit, window).
+_GCRA_LUA = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - window
+if allow_at > now then
+  return {0, 0, tostring(allow_at - now)}
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1, math.floor((now - allow_at) / interval), '0'}
+"""
 
 
 def _unavailable(what: str, exc: Exception) -> ATHError:
@@ -63,22 +95,19 @@ class SQLReplayCache:
 
 
 class MemoryRateLimiter:
-    """Fixed-window counters in process memory (one node)."""
+    """Rate counters in process memory (one node): :func:`gcra` per key."""
 
     def __init__(self, max_keys: int = 100_000) -> None:
-        self._counts: dict[tuple[str, int], int] = {}
+        self._tat: dict[str, float] = {}
         self._lock = threading.Lock()
         self._max_keys = max_keys
 
     def hit(self, key: str, limit: int, window: float, now: float) -> RateDecision:
-        slot = math.floor(now / window)
         with self._lock:
-            if len(self._counts) > self._max_keys:
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= slot}
-            count = self._counts.get((key, slot), 0) + 1
-            self._counts[(key, slot)] = count
-        retry = (slot + 1) * window - now
-        return RateDecision(count <= limit, max(0, limit - count), 0.0 if count <= limit else retry)
+            if len(self._tat) > self._max_keys:
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+            decision, self._tat[key] = gcra(self._tat.get(key), limit, window, now)
+        return decision
 
 
 class RedisShared:
@@ -87,6 +116,7 @@ class RedisShared:
     def __init__(self, client: Any, prefix: str = "athkit:") -> None:
         self.r = client
         self.prefix = prefix
+        self._gcra: Any = None
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "athkit:") -> RedisShared:
@@ -111,14 +141,12 @@ class RedisShared:
             raise _unavailable("Redis", exc) from exc
 
     def hit(self, key: str, limit: int, window: float, now: float) -> RateDecision:
-        slot = math.floor(now / window)
-        name = f"{self.prefix}rate:{key}:{slot}"
         try:
-            pipe = self.r.pipeline()
-            pipe.incr(name)
-            pipe.pexpire(name, int(window * 1000) + 1000)
-            count = int(pipe.execute()[0])
+            if self._gcra is None:
+                self._gcra = self.r.register_script(_GCRA_LUA)
+            allowed, remaining, retry = self._gcra(
+                keys=[f"{self.prefix}rate:{key}"], args=[repr(now), limit, repr(float(window))]
+            )
         except Exception as exc:
             raise _unavailable("Redis", exc) from exc
-        retry = (slot + 1) * window - now
-        return RateDecision(count <= limit, max(0, limit - count), 0.0 if count <= limit else retry)
+        return RateDecision(bool(int(allowed)), int(remaining), float(retry))

@@ -50,6 +50,11 @@ def default_rules(login_path: str | None) -> list[Rule]:
         ("GET", re.compile(r"/ath/callback"), "consent"),
         ("POST", re.compile(r"/ath/(handshake|confirmations)(/.*)?"), "handshake"),
         ("*", re.compile(r"/ath/proxy/.*"), "proxy"),
+        # The OAuth 2.1 surface over the same phases (athkit.oauth).
+        ("POST", re.compile(r"/oauth/register"), "register"),
+        ("GET", re.compile(r"/oauth/authorize"), "authorize"),
+        ("POST", re.compile(r"/oauth/(token|introspect)"), "token"),
+        ("POST", re.compile(r"/oauth/revoke"), "revoke"),
     ]
     if login_path and login_path.startswith("/"):
         rules.append(("POST", re.compile(re.escape(login_path.split("?", 1)[0])), "signin"))
