@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from urllib.parse import unquote
-
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from athkit.asgi.app_service import service_of as service_of  # re-exported: its old home
 from athkit.core.workers import run_in_worker
+from athkit.oauth.client_auth import basic_credentials
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
 from athkit.web.body import read_json
@@ -18,18 +15,6 @@ from athkit.web.openapi import json_body
 from athkit.web.ratelimit import limit_agent
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """RFC 6749 §2.3.1 client_secret_basic (both parts form-urlencoded)."""
-    if not header or not header.lower().startswith("basic "):
-        return None
-    try:
-        raw = base64.b64decode(header[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    cid, sep, secret = raw.partition(":")
-    return (unquote(cid), unquote(secret)) if sep else None
 
 
 def build_router(*, service_discovery: bool = True) -> APIRouter:
@@ -58,7 +43,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
     async def agent_status(client_id: str, request: Request) -> Response:
         svc = service_of(request)
         await limit_agent(request, "agent_status", client_id)
-        creds = _basic_credentials(request.headers.get("authorization"))
+        creds = basic_credentials(request.headers.get("authorization"))
         attestation = request.headers.get("x-ath-attestation")
         if creds is not None:
             if creds[0] != client_id:
