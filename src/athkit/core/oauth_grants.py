@@ -12,16 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
+from athkit.core import audit_events as ev
 from athkit.core.audit import audit_row
 from athkit.core.clock import as_utc, to_datetime
 from athkit.core.resources import ProtectedResource
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
+from athkit.core.sessions import consent_url, new_pending_session
 from athkit.core.tokens import TOKEN_PREFIX
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.scopes import intersect_scopes
-from athkit.store.models import AgentRow, RefreshTokenRow, SessionRow, TokenRow
+from athkit.store.models import AgentRow, RefreshTokenRow, TokenRow
 from athkit.store.oauth_tokens import OAuthTokenStore
 from athkit.store.repositories import DuplicateError
 
@@ -178,53 +179,35 @@ def open_session(
             "none of the requested scopes is approved for this client at this resource",
             {"scopes": wanted},
         )
-    session_id = new_secret("ath_sess_", 24)
-    oauth_state = new_secret("", 32)
-    verifier = new_secret("", 48)
-    from athkit.core.service import s256
-
-    challenge = s256(verifier)
-    when = to_datetime(now)
+    session = new_pending_session(
+        svc.settings,
+        now,
+        client_id=agent.client_id,
+        agent_id=agent.agent_id,
+        provider_id=resource.provider_id,
+        scopes=wanted,
+        agent_state=state or "",
+        user_redirect_uri=redirect_uri,
+        resource=resource.resource,
+        client_code_challenge=code_challenge,
+    )
     svc.store.add_session(
-        SessionRow(
-            session_id=session_id,
-            client_id=agent.client_id,
-            agent_id=agent.agent_id,
-            provider_id=resource.provider_id,
-            requested_scopes=wanted,
-            agent_state=state or "",
-            user_redirect_uri=redirect_uri,
-            resource=resource.resource,
-            oauth_state=oauth_state,
-            code_verifier=verifier,
-            code_challenge=challenge,
-            client_code_challenge=code_challenge,
-            status="pending",
-            created_at=when,
-            expires_at=when + timedelta(seconds=svc.settings.session_ttl),
-        ),
+        session,
         audit_row(
             now,
-            "authorize",
+            ev.AUTHORIZATION_STARTED,
             "session_created",
             agent_id=agent.agent_id,
             provider_id=resource.provider_id,
             requested=wanted,
-            details={"ath_session_id": session_id, "via": "oauth", "resource": resource.resource},
+            details={
+                "ath_session_id": session.session_id,
+                "via": "oauth",
+                "resource": resource.resource,
+            },
         ),
     )
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": agent.client_id,
-            "redirect_uri": svc.settings.callback_url,
-            "scope": " ".join(wanted),
-            "state": oauth_state,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-    )
-    return f"{svc.settings.public_url}/ath/oauth/authorize?{query}"
+    return consent_url(svc.settings, session)
 
 
 # -- tokens --------------------------------------------------------------------------------

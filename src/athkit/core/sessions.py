@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from athkit.core import audit_events as ev
@@ -18,6 +18,9 @@ from athkit.protocol.messages import AuthorizeRequest, AuthorizeResponse
 from athkit.store.models import SessionRow
 from athkit.store.steps import protocol_step
 
+if TYPE_CHECKING:
+    from athkit.core.settings import ATHSettings
+
 MIN_STATE_LENGTH = 22  # 128 bits in base64url; hex states of 32 chars pass too (§5)
 
 
@@ -25,6 +28,60 @@ def s256(verifier: str) -> str:
     """RFC 7636 §4.2 S256 code challenge."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def new_pending_session(
+    settings: ATHSettings,
+    now: float,
+    *,
+    client_id: str,
+    agent_id: str,
+    provider_id: str,
+    scopes: list[str],
+    agent_state: str,
+    user_redirect_uri: str | None,
+    resource: str | None,
+    client_code_challenge: str | None = None,
+) -> SessionRow:
+    """A fresh Phase B session (§5): CSPRNG id and internal state, server-side PKCE S256.
+
+    Both ``/ath/authorize`` and ``/oauth/authorize`` open their sessions here, so the consent
+    page and the callback see one kind of session whichever door the agent came in by."""
+    verifier = new_secret("", 48)
+    when = to_datetime(now)
+    return SessionRow(
+        session_id=new_secret("ath_sess_", 24),
+        client_id=client_id,
+        agent_id=agent_id,
+        provider_id=provider_id,
+        requested_scopes=scopes,
+        agent_state=agent_state,
+        user_redirect_uri=user_redirect_uri,
+        resource=resource,
+        oauth_state=new_secret("", 32),
+        code_verifier=verifier,
+        code_challenge=s256(verifier),
+        client_code_challenge=client_code_challenge,
+        status="pending",
+        created_at=when,
+        expires_at=when + timedelta(seconds=settings.session_ttl),
+    )
+
+
+def consent_url(settings: ATHSettings, session: SessionRow) -> str:
+    """The native authorization endpoint for ``session`` (the consent page, PROTOCOL-NOTES §5)."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": session.client_id,
+            "redirect_uri": settings.callback_url,
+            "scope": " ".join(session.requested_scopes),
+            "state": session.oauth_state,
+            "code_challenge": session.code_challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{settings.public_url}/ath/oauth/authorize?{query}"
 
 
 class AuthorizationSessions(Registration):
@@ -78,28 +135,19 @@ class AuthorizationSessions(Registration):
                 ErrorCode.REDIRECT_URI_MISMATCH,
                 "user_redirect_uri does not exactly match a registered redirect_uri",
             )
-        session_id = new_secret("ath_sess_", 24)
-        oauth_state = new_secret("", 32)
-        verifier = new_secret("", 48)
-        challenge = s256(verifier)
-        when = to_datetime(now)
+        session = new_pending_session(
+            self.settings,
+            now,
+            client_id=agent.client_id,
+            agent_id=agent.agent_id,
+            provider_id=req.provider_id,
+            scopes=list(dict.fromkeys(req.scopes)),
+            agent_state=req.state,
+            user_redirect_uri=req.user_redirect_uri,
+            resource=resource,
+        )
         self.store.add_session(
-            SessionRow(
-                session_id=session_id,
-                client_id=agent.client_id,
-                agent_id=agent.agent_id,
-                provider_id=req.provider_id,
-                requested_scopes=list(dict.fromkeys(req.scopes)),
-                agent_state=req.state,
-                user_redirect_uri=req.user_redirect_uri,
-                resource=resource,
-                oauth_state=oauth_state,
-                code_verifier=verifier,
-                code_challenge=challenge,
-                status="pending",
-                created_at=when,
-                expires_at=when + timedelta(seconds=self.settings.session_ttl),
-            ),
+            session,
             audit_row(
                 now,
                 ev.AUTHORIZATION_STARTED,
@@ -107,23 +155,12 @@ class AuthorizationSessions(Registration):
                 agent_id=agent.agent_id,
                 provider_id=req.provider_id,
                 requested=req.scopes,
-                details={"ath_session_id": session_id},
+                details={"ath_session_id": session.session_id},
             ),
         )
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": agent.client_id,
-                "redirect_uri": self.settings.callback_url,
-                "scope": " ".join(dict.fromkeys(req.scopes)),
-                "state": oauth_state,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            }
-        )
         return AuthorizeResponse(
-            authorization_url=f"{self.settings.public_url}/ath/oauth/authorize?{query}",
-            ath_session_id=session_id,
+            authorization_url=consent_url(self.settings, session),
+            ath_session_id=session.session_id,
         )
 
     # -- the browser leg (used by athkit.oauth) --------------------------------------------
