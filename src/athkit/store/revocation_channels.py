@@ -22,6 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,7 +68,7 @@ class LocalChannel:
         return None
 
 
-class _Thread:
+class _Thread(ABC):
     """A daemon listener thread with a stop flag and backoff between attempts."""
 
     name = "athkit-revocations"
@@ -95,8 +96,9 @@ class _Thread:
             self._stop.wait(delay)
             delay = min(delay * 2, 1.0)
 
+    @abstractmethod
     def listen(self, listener: Listener) -> None:
-        raise NotImplementedError
+        """Deliver revocations to ``listener`` until the channel fails or stops (one attempt)."""
 
     @property
     def stopping(self) -> bool:
