@@ -1,6 +1,6 @@
 """The hot path side by side, in one run: gateway, nginx, forward-auth, token checks, flows.
 
-  python bench/compare.py [--quick]
+  python bench/compare.py [--quick] [--only proxy,shop,flows,revocation]
 
 Everything runs on 127.0.0.1 and is stopped afterwards: the upstream OpenID provider (node),
 Example Mail (its own process), the athkit gateway (``athkit gateway serve``, its own process,
@@ -251,10 +251,22 @@ ORDER = [
 ]
 
 
+#: The parts ``--only`` can pick; a skipped part's FIGURE lines print ``nan``.
+PARTS = ("proxy", "shop", "flows", "revocation")
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--profile", action="store_true", help="only py-spy the gateway at c50")
+    p.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
+    )
     args = p.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if not only or only - set(PARTS):
+        p.error(f"--only: pick from {', '.join(PARTS)}")
     header("athkit bench: the hot path side by side", args)
     if args.profile:
         with tempfile.TemporaryDirectory(prefix="athkit-profile-") as tmp_name:
@@ -264,14 +276,18 @@ def main() -> None:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="athkit-compare-") as tmp_name:
         tmp = Path(tmp_name)
-        print("== proxies (wrk) ==", flush=True)
-        figures.update(run_proxies(tmp / "proxies", args.quick))
-        print("\n== ATH Shop: protected vs open (wrk), token checks, commits ==", flush=True)
-        figures.update(shop_inprocess(args.quick))
-        print("\n== signed-in flows at 10 concurrent users (SQLite) ==", flush=True)
-        figures.update(flows_concurrent(tmp / "flows", args.quick))
-        print("\n== revocation propagation (two nodes, PostgreSQL + Redis) ==", flush=True)
-        figures.update(revocation_propagation(tmp / "nodes", trials=100))
+        if "proxy" in only:
+            print("== proxies (wrk) ==", flush=True)
+            figures.update(run_proxies(tmp / "proxies", args.quick))
+        if "shop" in only:
+            print("\n== ATH Shop: protected vs open (wrk), token checks, commits ==", flush=True)
+            figures.update(shop_inprocess(args.quick))
+        if "flows" in only:
+            print("\n== signed-in flows at 10 concurrent users (SQLite) ==", flush=True)
+            figures.update(flows_concurrent(tmp / "flows", args.quick))
+        if "revocation" in only:
+            print("\n== revocation propagation (two nodes, PostgreSQL + Redis) ==", flush=True)
+            figures.update(revocation_propagation(tmp / "nodes", trials=100))
     print(f"\ndone in {time.perf_counter() - started:.1f} s; everything stopped, temp dir removed")
     rest = sorted(k for k in figures if k not in ORDER)
     for name in rest + ORDER:
