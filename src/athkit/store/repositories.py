@@ -28,6 +28,7 @@ from athkit.store.models import (
     UpstreamTokenRow,
 )
 from athkit.store.revocation import Revocation, RevocationSink
+from athkit.store.statements import insert_rows, select_one, update_where
 from athkit.store.steps import restore_pending_replay, take_pending_replay
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
@@ -61,11 +62,7 @@ class Store:
 
     def _read_one(self, model: type[_Row], **equals: Any) -> _Row | None:
         """A read on a hot path: one Core SELECT, no ORM session and no commit (a detached row)."""
-        table = model.__table__
-        query = select(table).where(*(table.c[k] == v for k, v in equals.items()))
-        with self.db.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return model(**row) if row is not None else None
+        return select_one(self.db.engine, model, **equals)
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -80,7 +77,7 @@ class Store:
                     s.execute(
                         delete(ReplayRow).where(ReplayRow.key == r.key, ReplayRow.expires_at < now)
                     )
-                    s.add(r)
+                    insert_rows(s, r)
                 yield s
         except BaseException as exc:
             restore_pending_replay(rows)
@@ -95,18 +92,15 @@ class Store:
     def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
         try:
             with self._step_transaction() as s:
-                s.add(row)
-                s.add(audit)
+                insert_rows(s, row, audit)
         except IntegrityError as exc:
             raise DuplicateError(row.agent_id) from exc
 
     def get_agent(self, client_id: str) -> AgentRow | None:
-        with self.db.read() as s:
-            return s.get(AgentRow, client_id)
+        return select_one(self.db.engine, AgentRow, client_id=client_id)
 
     def get_agent_by_agent_id(self, agent_id: str) -> AgentRow | None:
-        with self.db.read() as s:
-            return s.scalars(select(AgentRow).where(AgentRow.agent_id == agent_id)).first()
+        return select_one(self.db.engine, AgentRow, agent_id=agent_id)
 
     def list_agents(self, status: str | None = None) -> Sequence[AgentRow]:
         with self.db.read() as s:
@@ -189,22 +183,16 @@ class Store:
 
     def add_session(self, row: SessionRow, audit: AuditRow) -> None:
         with self._step_transaction() as s:
-            s.add(row)
-            s.add(audit)
+            insert_rows(s, row, audit)
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        with self.db.read() as s:
-            return s.get(SessionRow, session_id)
+        return select_one(self.db.engine, SessionRow, session_id=session_id)
 
     def get_session_by_oauth_state(self, oauth_state: str) -> SessionRow | None:
-        with self.db.read() as s:
-            q = select(SessionRow).where(SessionRow.oauth_state == oauth_state)
-            return s.scalars(q).first()
+        return select_one(self.db.engine, SessionRow, oauth_state=oauth_state)
 
     def get_session_by_oauth_code(self, code_hash: str) -> SessionRow | None:
-        with self.db.read() as s:
-            q = select(SessionRow).where(SessionRow.oauth_code_hash == code_hash)
-            return s.scalars(q).first()
+        return select_one(self.db.engine, SessionRow, oauth_code_hash=code_hash)
 
     def transition_session(
         self,
@@ -216,15 +204,11 @@ class Store:
         """Compare-and-set on the session's status; True when this call won."""
         statuses = [expected_status] if isinstance(expected_status, str) else list(expected_status)
         with self.db.transaction() as s:
-            if not update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status.in_(statuses))
-                .values(**changes),
-            ):
+            where = {"session_id": session_id, "status": statuses}
+            if update_where(s, SessionRow, where, changes) != 1:
                 return False
             if audit is not None:
-                s.add(audit)
+                insert_rows(s, audit)
             return True
 
     def bind_session(
@@ -232,18 +216,10 @@ class Store:
     ) -> bool:
         """Compare-and-set on the browser binding of a pending session (§5): True when the
         binding was still ``expected_binding`` (None: unbound), so the first browser wins."""
-        bound = (
-            SessionRow.binding_hash.is_(None)
-            if expected_binding is None
-            else SessionRow.binding_hash == expected_binding
-        )
+        where = {"session_id": session_id, "status": "pending", "binding_hash": expected_binding}
         with self.db.transaction() as s:
-            return update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status == "pending", bound)
-                .values(binding_hash=binding_hash, csrf_hash=csrf_hash),
-            )
+            changes = {"binding_hash": binding_hash, "csrf_hash": csrf_hash}
+            return update_where(s, SessionRow, where, changes) == 1
 
     def complete_callback(
         self,
@@ -264,12 +240,8 @@ class Store:
                 )
             )
         with transaction as s:
-            if not update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status == expected_status)
-                .values(**changes),
-            ):
+            where = {"session_id": session_id, "status": expected_status}
+            if update_where(s, SessionRow, where, changes) != 1:
                 return False
             if upstream is not None:
                 s.merge(upstream)
@@ -324,15 +296,10 @@ class Store:
     ) -> bool:
         """Consume a consented session and store its token, atomically (§6)."""
         with self._step_transaction() as s:
-            if not update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status == "consented")
-                .values(status="consumed"),
-            ):
+            where = {"session_id": session_id, "status": "consented"}
+            if update_where(s, SessionRow, where, {"status": "consumed"}) != 1:
                 return False
-            s.add(token)
-            s.add(audit)
+            insert_rows(s, token, audit)
             return True
 
     def get_token(self, token_hash: str) -> TokenRow | None:
@@ -420,9 +387,9 @@ class Store:
 
     def replay_seen(self, key: str, now: datetime) -> bool:
         """Is ``key`` recorded and unexpired? (a read: no commit)"""
-        with self.db.read() as s:
-            q = select(ReplayRow.key).where(ReplayRow.key == key, ReplayRow.expires_at >= now)
-            return s.scalars(q).first() is not None
+        row = select_one(self.db.engine, ReplayRow, key=key)
+        when = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        return row is not None and row.expires_at >= when  # read back in UTC (UTCDateTime)
 
     def purge_expired(self, now: datetime) -> int:
         with self.db.transaction() as s:
