@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from athkit.store.models import (
     UpstreamTokenRow,
 )
 from athkit.store.revocation import Revocation, RevocationSink
-from athkit.store.statements import insert_rows, select_one, update_where
+from athkit.store.statements import insert_rows, record_replay, select_one, update_where
 from athkit.store.steps import restore_pending_replay, take_pending_replay
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
@@ -67,18 +67,15 @@ class Store:
     # -- agents ---------------------------------------------------------------------------
 
     @contextmanager
-    def _step_transaction(self) -> Iterator[Session]:
+    def _step_transaction(self) -> Iterator[Connection]:
         """The one write of a protocol step, recording its attestation's jti too (steps.py)."""
         rows = take_pending_replay()
         try:
-            with self.db.transaction() as s:
+            with self.db.begin() as conn:
                 now = datetime.now(UTC)
                 for r in rows:
-                    s.execute(
-                        delete(ReplayRow).where(ReplayRow.key == r.key, ReplayRow.expires_at < now)
-                    )
-                    insert_rows(s, r)
-                yield s
+                    record_replay(conn, r, now)
+                yield conn
         except BaseException as exc:
             restore_pending_replay(rows)
             if isinstance(exc, IntegrityError) and any(
@@ -203,12 +200,12 @@ class Store:
     ) -> bool:
         """Compare-and-set on the session's status; True when this call won."""
         statuses = [expected_status] if isinstance(expected_status, str) else list(expected_status)
-        with self.db.transaction() as s:
+        with self.db.begin() as conn:
             where = {"session_id": session_id, "status": statuses}
-            if update_where(s, SessionRow, where, changes) != 1:
+            if update_where(conn, SessionRow, where, changes) != 1:
                 return False
             if audit is not None:
-                insert_rows(s, audit)
+                insert_rows(conn, audit)
             return True
 
     def bind_session(
@@ -217,9 +214,9 @@ class Store:
         """Compare-and-set on the browser binding of a pending session (§5): True when the
         binding was still ``expected_binding`` (None: unbound), so the first browser wins."""
         where = {"session_id": session_id, "status": "pending", "binding_hash": expected_binding}
-        with self.db.transaction() as s:
+        with self.db.begin() as conn:
             changes = {"binding_hash": binding_hash, "csrf_hash": csrf_hash}
-            return update_where(s, SessionRow, where, changes) == 1
+            return update_where(conn, SessionRow, where, changes) == 1
 
     def complete_callback(
         self,
@@ -230,21 +227,18 @@ class Store:
         **changes: Any,
     ) -> bool:
         """Move a session to consented and (gateway) store the upstream tokens, atomically."""
-        transaction = self.db.transaction()
-        if upstream is not None:  # a new upstream grant: cached copies of the old one go
-            transaction = self._revoking(
-                Revocation(
-                    client_id=upstream.client_id,
-                    user_id=upstream.user_id,
-                    provider_id=upstream.provider_id,
-                )
-            )
-        with transaction as s:
-            where = {"session_id": session_id, "status": expected_status}
+        where = {"session_id": session_id, "status": expected_status}
+        if upstream is None:
+            with self.db.begin() as conn:
+                return update_where(conn, SessionRow, where, changes) == 1
+        # A new upstream grant: cached copies of the old one go.
+        grant = Revocation(
+            client_id=upstream.client_id, user_id=upstream.user_id, provider_id=upstream.provider_id
+        )
+        with self._revoking(grant) as s:
             if update_where(s, SessionRow, where, changes) != 1:
                 return False
-            if upstream is not None:
-                s.merge(upstream)
+            s.merge(upstream)
             return True
 
     # -- upstream tokens (gateway) --------------------------------------------------------
@@ -378,9 +372,8 @@ class Store:
     def remember_once(self, key: str, expires_at: datetime, now: datetime) -> bool:
         """Insert ``key``; False when it was already there and unexpired (a replay)."""
         try:
-            with self.db.transaction() as s:
-                s.execute(delete(ReplayRow).where(ReplayRow.key == key, ReplayRow.expires_at < now))
-                s.add(ReplayRow(key=key, expires_at=expires_at))
+            with self.db.begin() as conn:
+                record_replay(conn, ReplayRow(key=key, expires_at=expires_at), now)
             return True
         except IntegrityError:
             return False

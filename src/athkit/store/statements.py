@@ -10,16 +10,17 @@ Statements are built once per shape and reused, so a call only binds its values.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from athkit.store.db import outages_as_unavailable
-from athkit.store.models import Base
+from athkit.store.models import Base, ReplayRow
 
 R = TypeVar("R", bound=Base)
 
@@ -52,10 +53,18 @@ def row_values(row: Base) -> dict[str, Any]:
     return {k: state[k] for k in _column_keys(type(row)) if k in state}
 
 
-def insert_rows(session: Session, *rows: Base) -> None:
-    """INSERT ``rows`` in the session's transaction, in order, at once (an IntegrityError is
-    raised here, not at commit)."""
-    conn = session.connection()
+#: Where statements run: a Core connection in a transaction, or an ORM session's.
+Target = Connection | Session
+
+
+def _conn(target: Target) -> Connection:
+    return target.connection() if isinstance(target, Session) else target
+
+
+def insert_rows(target: Target, *rows: Base) -> None:
+    """INSERT ``rows`` in the transaction, in order, at once (an IntegrityError is raised
+    here, not at commit)."""
+    conn = _conn(target)
     for row in rows:
         table = table_of(type(row))
         stmt = _inserts.get(table)
@@ -97,11 +106,11 @@ def _condition(table: Table, key: str, kind: str) -> ColumnElement[bool]:
 
 
 def update_where(
-    session: Session, model: type[Base], where: dict[str, Any], values: dict[str, Any]
+    target: Target, model: type[Base], where: dict[str, Any], values: dict[str, Any]
 ) -> int:
-    """``UPDATE model SET values WHERE ...`` in the session's transaction: the number of rows
-    changed. In ``where``, a value means ``column = value``, a list or tuple ``column IN
-    (...)`` and None ``column IS NULL``."""
+    """``UPDATE model SET values WHERE ...`` in the transaction: the number of rows changed.
+    In ``where``, a value means ``column = value``, a list or tuple ``column IN (...)`` and
+    None ``column IS NULL``."""
     table = table_of(model)
     shape = tuple(sorted((k, _kind(v)) for k, v in where.items()))
     vkeys = tuple(sorted(values))
@@ -121,5 +130,19 @@ def update_where(
         if v is not None
     }
     params.update({_SET + k: v for k, v in values.items()})
-    result = session.connection().execute(stmt, params)
+    result = _conn(target).execute(stmt, params)
     return int(result.rowcount)
+
+
+_replay = table_of(ReplayRow)
+_DROP_EXPIRED_REPLAY = delete(_replay).where(
+    _replay.c.key == bindparam("key"), _replay.c.expires_at < bindparam("now")
+)
+
+
+def record_replay(target: Target, row: ReplayRow, now: datetime) -> None:
+    """Record an attestation's jti: an expired entry of the same key makes room first; a live
+    one makes the INSERT fail (IntegrityError: a replay)."""
+    conn = _conn(target)
+    conn.execute(_DROP_EXPIRED_REPLAY, {"key": row.key, "now": now})
+    insert_rows(conn, row)
