@@ -10,11 +10,12 @@ Statements are built once per shape and reused, so a call only binds its values.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -80,14 +81,23 @@ def select_one(engine: Engine, model: type[R], **equals: Any) -> R | None:
     keys = tuple(sorted(equals))
     stmt = _selects.get((model, keys))
     if stmt is None:
+        configure_mappers()  # detached() needs the mapped attributes in place
         table = table_of(model)
         built = select(table).where(and_(*(table.c[k] == bindparam(_WHERE + k) for k in keys)))
         with _lock:
             stmt = _selects.setdefault((model, keys), built)
     params = {_WHERE + k: v for k, v in equals.items()}
     with outages_as_unavailable(), engine.connect() as conn:
-        found = conn.execute(stmt, params).mappings().first()
-    return model(**found) if found is not None else None
+        found = conn.execute(stmt, params).first()
+    return detached(model, zip(_column_keys(model), found, strict=True)) if found else None
+
+
+def detached(model: type[R], values: Iterable[tuple[str, Any]]) -> R:
+    """A row object holding ``values`` (every column, as read), outside any session: filled
+    the way the ORM's own loader fills one, without an attribute event per column."""
+    obj: R = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def _kind(value: Any) -> str:
