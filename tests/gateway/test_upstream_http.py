@@ -302,3 +302,21 @@ def test_an_answer_before_the_body_ends_spoils_the_connection(
         server.close()
 
     run(main())
+
+
+def test_a_connection_given_back_unread_reads_again(run: Callable[[Awaitable[None]], None]) -> None:
+    async def main() -> None:
+        async def script(peer: Peer, request: bytes) -> None:
+            await peer.write(ok(b"x" * 40))  # one packet: past the read buffer, and complete
+
+        state, server = await serve(script)
+        client = UpstreamClient(read_buffer=16, read_timeout=2)
+        resp = await client.request(state.origin, "GET", "/", [])
+        await asyncio.sleep(0.05)  # the whole answer is in; reading was paused at 16 bytes
+        resp.release()  # given back without reading the body
+        assert (await fetch(client, state.origin))[2] == b"x" * 40
+        assert state.connections == 1
+        await client.close()
+        server.close()
+
+    run(main())

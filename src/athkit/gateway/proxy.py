@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from athkit.core.workers import run_in_worker
 from athkit.gateway.service import GatewayService
@@ -135,7 +135,8 @@ class ProxyEndpoint:
         """(origin, path prefix) of a provider's ``api_base`` (providers can change live)."""
         known = self._bases.get(api_base)
         if known is None:
-            path = urlsplit(api_base).path.rstrip("/")
+            # sent as is upstream: anything outside RFC 3986's path characters percent-encoded
+            path = quote(urlsplit(api_base).path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
             known = self._bases[api_base] = (Origin.of(api_base), path)
         return known
 

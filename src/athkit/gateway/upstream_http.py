@@ -350,6 +350,7 @@ class UpstreamClient:
     def _give_back(self, origin: Origin, conn: _Connection, reusable: bool) -> None:
         pool = self._pool(origin)
         if reusable:
+            conn.take()  # drops unread pieces and resumes reading if it was paused
             conn.begin()
             pool.idle.append(conn)
         else:
