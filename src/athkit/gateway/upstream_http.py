@@ -1,4 +1,4 @@
-"""The proxy's upstream HTTP/1.1 client: pooled keep-alive connections, raw header bytes, body pieces handed on as they arrive.
+"""The proxy's upstream HTTP/1.1 client: pooled keep-alive connections, raw header bytes.
 
 A small client for one job, the proxy's data path (``gateway/proxy.py``): send a request whose
 headers the proxy already holds as bytes, and hand the answer's body on as it arrives. Each
