@@ -57,6 +57,16 @@ def pin_blas() -> None:
     _pinned = True
 
 
+def _onnxruntime_first() -> None:
+    """Import onnxruntime (when installed) before usearch: usearch's extension carries its own
+    copy of libstdc++, and once it is loaded, importing onnxruntime crashes the process (SIGSEGV
+    in ``std::codecvt``; usearch 2.26, onnxruntime 1.32). The other order works."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+
+
 def to_blob(vectors: Matrix) -> bytes:
     import numpy as np
 
@@ -78,10 +88,17 @@ class VectorIndex:
     and cut the graph (measured: 22% of new listings not found with ten copies of every
     distractor, 0% lost without copies), and a copied listing costs nothing in the graph."""
 
-    def __init__(self, ndim: int = 384, dtype: str = "i8", connectivity: int = 16) -> None:
+    def __init__(
+        self,
+        ndim: int = 384,
+        dtype: str = "i8",
+        connectivity: int = 16,
+        expansion_search: int = 128,
+    ) -> None:
         self.ndim = ndim
         self.dtype = dtype
         self.connectivity = connectivity
+        self._expansion_search = expansion_search
         self.generation = -1
         self.model_name: str | None = None
         self._lock = threading.Lock()  # serialises writers; usearch reads are thread-safe
@@ -97,6 +114,7 @@ class VectorIndex:
         self._next = 1
 
     def _new(self) -> Any:
+        _onnxruntime_first()
         from usearch.index import Index
 
         pin_blas()
@@ -106,8 +124,18 @@ class VectorIndex:
             dtype=self.dtype,
             connectivity=self.connectivity,
             expansion_add=64,
-            expansion_search=128,
+            expansion_search=self._expansion_search,
         )
+
+    @property
+    def expansion_search(self) -> int:
+        """Candidates kept during a graph walk (at least the count asked for)."""
+        return self._expansion_search
+
+    @expansion_search.setter
+    def expansion_search(self, value: int) -> None:
+        self._expansion_search = value
+        self._index.expansion_search = value
 
     def __len__(self) -> int:
         """Number of distinct entries."""
