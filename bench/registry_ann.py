@@ -20,10 +20,11 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import registry_corpus as corpus
-from registry_eval import figure, pct, rss_mb
+from registry_latency import figure, pct, rss_mb
 
 from athkit.registry import entries as entry_rows
 from athkit.registry import ranking
@@ -122,6 +123,7 @@ def main() -> int:
     ap.add_argument("--expansion", default="64,128,256")
     ap.add_argument("--unique", type=int, default=3000, help="distinct distractor listings")
     ap.add_argument("--noise", type=float, default=0.04)
+    ap.add_argument("--pool", default=None, help=".npy file of the encoded pool (reused if there)")
     args = ap.parse_args()
     embedder = ranking.load_embedder()
     if embedder is None:
@@ -129,7 +131,12 @@ def main() -> int:
         return 1
     intents = [i for i, _ in corpus.cases(corpus.load())]
     t = time.perf_counter()
-    pool = pool_vectors(embedder, args.unique)
+    if args.pool and Path(args.pool).exists():  # listing vectors: not a search cost
+        pool = np.load(args.pool)
+    else:
+        pool = pool_vectors(embedder, args.unique)
+        if args.pool:
+            np.save(args.pool, pool)
     print(f"{len(pool)} distinct texts encoded in {time.perf_counter() - t:.0f} s")
     queries = np.asarray(embedder.encode(intents), dtype=np.float32)
     expansions = [int(x) for x in args.expansion.split(",")]
