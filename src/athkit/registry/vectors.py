@@ -215,17 +215,19 @@ class VectorIndex:
         """Every stored vector of each entry (dequantised, unit length), for the second stage."""
         import numpy as np
 
-        out = []
-        for eid in entry_ids:
-            vids = self._ids.get(eid, [])
-            if not vids:
-                out.append(np.zeros((0, self.ndim), dtype=np.float32))
-                continue
-            m = np.asarray(
-                self._index.get(np.asarray(vids, dtype=np.uint64)), dtype=np.float32
-            ).reshape(-1, self.ndim)
-            # int8 rows come back scaled (not unit length): renormalise for cosines
-            out.append(m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
+        per = [self._ids.get(eid, []) for eid in entry_ids]
+        flat = [v for vids in per for v in vids]
+        if not flat:
+            return [np.zeros((0, self.ndim), dtype=np.float32) for _ in per]
+        # one call for all candidates: usearch's per-call overhead is ~0.2 ms, 50 calls add up
+        m = np.asarray(self._index.get(np.asarray(flat, dtype=np.uint64)), dtype=np.float32)
+        m = m.reshape(-1, self.ndim)
+        # int8 rows come back scaled (not unit length): renormalise for cosines
+        m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+        out, i = [], 0
+        for vids in per:
+            out.append(m[i : i + len(vids)])
+            i += len(vids)
         return out
 
     def search(self, query: Matrix, k: int) -> list[tuple[int, float]]:
