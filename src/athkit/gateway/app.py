@@ -27,6 +27,7 @@ from athkit.oauth.consent import build_consent_router
 from athkit.oauth.server import OAuthServer
 from athkit.store.repositories import Store
 from athkit.web.console import USER_SIGNIN_KEY, build_console_router
+from athkit.web.deps import HANDSHAKE_KEY
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.health import build_health_router, service_probes
@@ -114,6 +115,8 @@ def create_gateway_app(
     app.include_router(build_health_router("", lambda: service_probes(svc)))
     rules = [*default_rules(None), ("GET", re.compile(re.escape(CALLBACK_PATH)), "signin")]
     install_rate_limits(app, limits_from_settings(svc.settings, svc.shared.rate), rules)
+    if getattr(app.state, HANDSHAKE_KEY, None) is None:
+        setattr(app.state, HANDSHAKE_KEY, None)  # present, so the proxy reads it fast
     if handshake is None and config.handshake is not None:
         handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:
