@@ -1,6 +1,6 @@
 """The hot path side by side, in one run: gateway, nginx, forward-auth, token checks, flows.
 
-  python bench/compare.py [--quick]
+  python bench/compare.py [--quick] [--only proxies|shop|flows|revocation ...]
 
 Everything runs on 127.0.0.1 and is stopped afterwards: the upstream OpenID provider (node),
 Example Mail (its own process), the athkit gateway (``athkit gateway serve``, its own process,
@@ -53,6 +53,8 @@ ONE_MB = 1024 * 1024
 FA_ENV = "ATHKIT_BENCH_FORWARD_AUTH_SECRET"
 SIZES = {"small": "/v1/me", "1mb": f"/v1/download?size={ONE_MB}"}
 CONNS = (1, 10, 50)
+#: The parts of a run, in order; ``--only PART`` runs a subset.
+PARTS = ("proxies", "shop", "flows", "revocation")
 
 
 def proxy_matrix(
@@ -141,8 +143,11 @@ def profile_gateway(pid: int, url: str, headers: dict[str, str], tmp: Path) -> N
         stack, _, count = line.rpartition(" ")
         n = int(count)
         total += n
-        frames = {f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 2)[-1] + ")"
-                  for f in stack.split(";") if f}
+        frames = {
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 2)[-1] + ")"
+            for f in stack.split(";")
+            if f
+        }
         for f in frames:
             inclusive[f] += n
     print(f"py-spy --gil, gateway at 50 connections: {total} samples; inclusive share")
@@ -254,6 +259,12 @@ ORDER = [
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--profile", action="store_true", help="only py-spy the gateway at c50")
+    p.add_argument(
+        "--only",
+        choices=PARTS,
+        action="append",
+        help="run only this part (repeatable); its FIGURE lines only",
+    )
     args = p.parse_args()
     header("athkit bench: the hot path side by side", args)
     if args.profile:
@@ -264,17 +275,24 @@ def main() -> None:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="athkit-compare-") as tmp_name:
         tmp = Path(tmp_name)
-        print("== proxies (wrk) ==", flush=True)
-        figures.update(run_proxies(tmp / "proxies", args.quick))
-        print("\n== ATH Shop: protected vs open (wrk), token checks, commits ==", flush=True)
-        figures.update(shop_inprocess(args.quick))
-        print("\n== signed-in flows at 10 concurrent users (SQLite) ==", flush=True)
-        figures.update(flows_concurrent(tmp / "flows", args.quick))
-        print("\n== revocation propagation (two nodes, PostgreSQL + Redis) ==", flush=True)
-        figures.update(revocation_propagation(tmp / "nodes", trials=100))
+        parts = set(args.only or PARTS)
+        if "proxies" in parts:
+            print("== proxies (wrk) ==", flush=True)
+            figures.update(run_proxies(tmp / "proxies", args.quick))
+        if "shop" in parts:
+            print("\n== ATH Shop: protected vs open (wrk), token checks, commits ==", flush=True)
+            figures.update(shop_inprocess(args.quick))
+        if "flows" in parts:
+            print("\n== signed-in flows at 10 concurrent users (SQLite) ==", flush=True)
+            figures.update(flows_concurrent(tmp / "flows", args.quick))
+        if "revocation" in parts:
+            print("\n== revocation propagation (two nodes, PostgreSQL + Redis) ==", flush=True)
+            figures.update(revocation_propagation(tmp / "nodes", trials=100))
     print(f"\ndone in {time.perf_counter() - started:.1f} s; everything stopped, temp dir removed")
     rest = sorted(k for k in figures if k not in ORDER)
     for name in rest + ORDER:
+        if args.only and name not in figures:
+            continue
         value = figures.get(name, float("nan"))
         print(f"FIGURE {name} {value:.4g}")
     sys.stdout.flush()

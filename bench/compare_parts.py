@@ -6,12 +6,12 @@ is the shop process the concurrent flows run against.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,6 +25,7 @@ from common import (
     no_gc,
     run_flow,
 )
+from flowload import IdentityHost, run_users
 from loadgen import wrk
 from sqlalchemy import event
 from token_check import OPEN, PROTECTED, REQUIRED, add_open_route
@@ -38,6 +39,8 @@ from athkit.web.serving import BackgroundServer, free_port
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "forward-auth.md"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: Processes the concurrent users are spread over (``flowload.py``).
+FLOW_PROCS = int(os.environ.get("ATHKIT_BENCH_FLOW_PROCS", "2"))
 
 
 def med(values: list[float]) -> float:
@@ -151,16 +154,18 @@ def _count_commits(env: Env) -> tuple[float, float]:
     return counts["commit"] / 3, counts["sql"] / 3
 
 
-def flows_concurrent(tmp: Path, quick: bool, users: int = 10) -> dict[str, float]:
-    """Signed-in flows/s with ``users`` threads against ATH Shop in its own process (SQLite)."""
+def flows_concurrent(
+    tmp: Path, quick: bool, users: int = 10, procs: int = FLOW_PROCS
+) -> dict[str, float]:
+    """Signed-in flows/s: ``users`` concurrent users (over ``procs`` processes, see
+    ``flowload.py``) against ATH Shop in its own process (SQLite)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(  # noqa: S603 - this interpreter and this file
         [sys.executable, __file__, "serve-shop", str(port), str(tmp / "shop"), SHOP_PASSWORD],
         stdin=subprocess.DEVNULL,
     )
-    id_app = create_agent_identity_app()
-    id_server = BackgroundServer(id_app).start()
+    host: IdentityHost | None = None
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -171,46 +176,44 @@ def flows_concurrent(tmp: Path, quick: bool, users: int = 10) -> dict[str, float
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("shop did not start") from None
                 time.sleep(0.05)
-        envs = [
-            Env(url, None, None, id_app, id_server, tmp)  # type: ignore[arg-type]
-            for _ in range(users)
-        ]
-        browsers = [HTTPBrowser(DEMO_USER, SHOP_PASSWORD) for _ in envs]
-        for e, b in zip(envs, browsers, strict=True):
-            run_flow(e, browser=b)  # sign in, warm up
+        host = IdentityHost(tmp / "identity")
         seconds = 5.0 if quick else 15.0
-        done = [0] * users
-        errors: list[BaseException] = []
-        stop_at = time.perf_counter() + seconds
+        cpu0: list[float] = []
 
-        def user(i: int) -> None:
-            try:
-                while time.perf_counter() < stop_at:
-                    run_flow(envs[i], browser=browsers[i])
-                    done[i] += 1
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+        def started() -> None:
+            print("  timed section starts", flush=True)
+            cpu0.append(_cpu_seconds(proc.pid))
 
-        start = time.perf_counter()
-        threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - start
-        for b in browsers:
-            b.close()
-        for e in envs:
-            e.agent_http.close()
-        if errors:
-            raise RuntimeError(f"flow failed: {errors[0]!r}")
-        rate = sum(done) / wall
-        print(f"  {sum(done)} flows in {wall:.1f} s by {users} users: {rate:.1f} flows/s")
-        return {"flows_per_s": rate}
+        res = run_users(
+            url, host, SHOP_PASSWORD, users=users, procs=procs, seconds=seconds, on_start=started
+        )
+        shop_cpu = _cpu_seconds(proc.pid) - cpu0[0]
+        rate = res.flows / res.wall
+        per = 1e3 / res.flows
+        print(
+            f"  {res.flows} flows in {res.wall:.1f} s by {users} users in {procs} processes:"
+            f" {rate:.1f} flows/s"
+        )
+        print(
+            f"  CPU per flow: shop {shop_cpu * per:.1f} ms, users {res.users_cpu * per:.1f} ms"
+            f" (identity documents: {host.server_name}); load average {os.getloadavg()[0]:.2f}"
+        )
+        return {
+            "flows_per_s": rate,
+            "flows_shop_cpu_ms": shop_cpu * per,
+            "flows_users_cpu_ms": res.users_cpu * per,
+        }
     finally:
-        id_server.stop()
+        if host is not None:
+            host.stop()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def revocation_propagation(tmp: Path, trials: int = 100) -> dict[str, float]:

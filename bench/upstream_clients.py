@@ -4,8 +4,9 @@
 
 A raw ASGI upstream (uvicorn + httptools, its own process) answers a small JSON body or 1 MB;
 this process runs ``concurrency`` tasks issuing GETs over one pooled client, streaming each
-body chunk by chunk as the proxy does, for httpx.AsyncClient and aiohttp.ClientSession,
-alternating. Prints requests/s per client and concurrency.
+body chunk by chunk as the proxy does, for httpx.AsyncClient, aiohttp.ClientSession and the
+gateway's own client (``athkit.gateway.upstream_http``), alternating, on uvloop as the gateway
+runs. Prints requests/s per client and concurrency.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import time
 
 import aiohttp
 import httpx
+import uvloop
 from common import header, parser
 
+from athkit.gateway.upstream_http import Origin, UpstreamClient
 from athkit.web.serving import free_port
 
 UPSTREAM = r"""
@@ -64,6 +67,28 @@ async def run_aiohttp(url: str, concurrency: int, seconds: float) -> float:
         return await _drive(one, concurrency, seconds)
 
 
+async def run_athkit(url: str, concurrency: int, seconds: float) -> float:
+    client = UpstreamClient()
+    origin = Origin.of(url)
+    path = "/" + url.split("/", 3)[3]
+    try:
+
+        async def one() -> None:
+            resp = await client.request(origin, "GET", path, [])
+            try:
+                async for _ in resp.chunks():
+                    pass
+            finally:
+                resp.release()
+
+        return await _drive(one, concurrency, seconds)
+    finally:
+        await client.close()
+
+
+CLIENTS = {"httpx": run_httpx, "aiohttp": run_aiohttp, "athkit": run_athkit}
+
+
 async def _drive(one: object, concurrency: int, seconds: float) -> float:
     for _ in range(20):
         await one()  # type: ignore[operator]
@@ -101,12 +126,12 @@ def main() -> None:
         print(f"{'client':<8} {'body':<6} {'tasks':>5} {'req/s':>9}")
         for path in ("/small", "/big"):
             for conc in (1, 10, 50):
-                results: dict[str, list[float]] = {"httpx": [], "aiohttp": []}
+                results: dict[str, list[float]] = {name: [] for name in CLIENTS}
                 for rnd in range(rounds):
-                    order = ["httpx", "aiohttp"] if rnd % 2 == 0 else ["aiohttp", "httpx"]
+                    order = list(CLIENTS) if rnd % 2 == 0 else list(CLIENTS)[::-1]
                     for name in order:
-                        fn = run_httpx if name == "httpx" else run_aiohttp
-                        results[name].append(asyncio.run(fn(base + path, conc, seconds)))
+                        fn = CLIENTS[name]
+                        results[name].append(uvloop.run(fn(base + path, conc, seconds)))
                 for name, vals in results.items():
                     best = sorted(vals)[len(vals) // 2]
                     print(f"{name:<8} {path[1:]:<6} {conc:>5} {best:>9,.0f}", flush=True)

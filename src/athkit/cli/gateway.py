@@ -89,7 +89,9 @@ def serve(
         from athkit.web.accesslog import uvicorn_log_config
 
     from athkit.core.tracing import configure_logging, configure_tracing
+    from athkit.gateway.allocator import tune_for_streaming
 
+    tune_for_streaming()  # large bodies without a page fault per piece (gateway/allocator.py)
     configure_logging(json_logs=json_logs)
     if configure_tracing(cfg_name := "athkit-gateway"):
         out.print(f"tracing on ({cfg_name})")

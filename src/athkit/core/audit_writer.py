@@ -7,6 +7,9 @@ warning is logged at most once a minute): auditing never slows or blocks the dat
 overflow is visible, not silent. ``proxy_request`` rows can be sampled (``sample`` = fraction
 kept); violations and failed attestations are always kept. Rows still queued at shutdown are
 flushed by :meth:`AuditBatchWriter.close`.
+
+Per-call rows are plain column values (:data:`AuditValues`), not ORM objects: building one costs
+the request path a dict, and the writer inserts a batch as one executemany statement.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from athkit.store.models import AuditRow
 
 log = logging.getLogger("athkit.audit")
 
+#: One ``ath_audit`` row as column values (the columns of :class:`AuditRow` but ``id``).
+AuditValues = dict[str, Any]
+#: What the writer queues: column values, or an ORM row (:func:`~athkit.core.audit.audit_row`).
+QueuedRow = AuditRow | AuditValues
+
 ALWAYS_KEPT = frozenset({ev.SCOPE_VIOLATION, ev.ATTESTATION_FAILED})
 
 
@@ -39,27 +47,31 @@ def call_row(
     provider_id: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditRow:
+) -> AuditValues:
     """A per-call row, built without the log line and counter of
     :func:`~athkit.core.audit.audit_row` (the proxy and refusal metrics count these calls)."""
-    return AuditRow(
-        timestamp=to_datetime(now),
-        event=event,
-        outcome=outcome,
-        agent_id=agent_id,
-        user_id=None,
-        provider_id=provider_id,
-        requested_scopes=[],
-        effective_scopes=[],
-        denied_scopes=[],
-        denial_reason=reason,
-        details=details or {},
-    )
+    return {
+        "timestamp": to_datetime(now),
+        "event": event,
+        "outcome": outcome,
+        "agent_id": agent_id,
+        "user_id": None,
+        "provider_id": provider_id,
+        "requested_scopes": [],
+        "effective_scopes": [],
+        "denied_scopes": [],
+        "denial_reason": reason,
+        "details": details or {},
+    }
+
+
+def _event_of(row: QueuedRow) -> str:
+    return str(row["event"]) if isinstance(row, dict) else row.event
 
 
 def attestation_failed_row(
     now: float, endpoint: str, claimed: str | None, err: ATHError
-) -> AuditRow:
+) -> AuditValues:
     """``attestation_failed``: the agent id is the one the JWT claims (it did not verify)."""
     return call_row(
         now,
@@ -74,7 +86,7 @@ def attestation_failed_row(
 class AuditBatchWriter:
     def __init__(
         self,
-        write_many: Callable[[Sequence[AuditRow]], None],
+        write_many: Callable[[Sequence[QueuedRow]], None],
         *,
         sample: float = 1.0,
         max_queue: int = 10_000,
@@ -85,22 +97,22 @@ class AuditBatchWriter:
         self.sample = min(1.0, max(0.0, sample))
         self.batch = batch
         self.interval = interval
-        self._queue: queue.Queue[AuditRow] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[QueuedRow] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._last_warning = 0.0
         self._thread = threading.Thread(target=self._run, name="athkit-audit", daemon=True)
         self._thread.start()
 
-    def submit(self, row: AuditRow) -> bool:
+    def submit(self, row: QueuedRow) -> bool:
         """Queue one row (never blocks); False when it was sampled out or dropped."""
         keep = self.sample >= 1.0 or random.random() < self.sample  # noqa: S311 - sampling only
-        if row.event not in ALWAYS_KEPT and not keep:
+        if not keep and _event_of(row) not in ALWAYS_KEPT:
             return False
         try:
             self._queue.put_nowait(row)
             return True
         except queue.Full:
-            AUDIT_DROPPED.labels(row.event).inc()
+            AUDIT_DROPPED.labels(_event_of(row)).inc()
             now = time.monotonic()
             if now - self._last_warning > 60:
                 self._last_warning = now
@@ -116,8 +128,8 @@ class AuditBatchWriter:
             except queue.Empty:
                 return
 
-    def _drain(self) -> list[AuditRow]:
-        rows: list[AuditRow] = []
+    def _drain(self) -> list[QueuedRow]:
+        rows: list[QueuedRow] = []
         while len(rows) < self.batch:
             try:
                 rows.append(self._queue.get_nowait())
@@ -137,7 +149,7 @@ class AuditBatchWriter:
                 written += len(rows)
             except Exception:  # database down: these rows are lost, counted, and we go on
                 for r in rows:
-                    AUDIT_DROPPED.labels(r.event).inc()
+                    AUDIT_DROPPED.labels(_event_of(r)).inc()
                 log.exception("writing %d audit rows failed; they are dropped", len(rows))
                 return written
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
@@ -30,6 +31,8 @@ class CallbackOutcome:
     approved: bool
     agent_name: str
     scopes: list[str] = field(default_factory=list)
+    #: The session's browser-binding cookie, to be cleared now that the leg is over.
+    binding_cookie: str = ""
 
 
 class AuthorizationCallback(ConsentAndBinding):
@@ -65,12 +68,17 @@ class AuthorizationCallback(ConsentAndBinding):
         state: str,
         code: str | None,
         error: str | None,
-        binding_cookie: str | None,
+        cookies: Mapping[str, str],
     ) -> CallbackOutcome:
-        """``GET /ath/callback``: check binding and state, redeem the code (§5)."""
+        """``GET /ath/callback``: check binding and state, redeem the code (§5). ``cookies``
+        are the browser's (its binding cookie is the session's)."""
         now = self.clock()
-        session = self._live_session(self.store.get_session_by_oauth_state(state))
-        self._check_binding(session, binding_cookie)
+        found = self.store.get_session_by_oauth_state(state)
+        if found is None:
+            raise ATHError(ErrorCode.STATE_MISMATCH, "state does not match any authorization")
+        session = self._live_session(found)
+        cookie_name = self.binding_cookie_name(session)
+        self._check_binding(session, cookies.get(cookie_name))
         agent = self.store.get_agent(session.client_id)
         agent_name = agent.name if agent else session.agent_id
         own = session.user_redirect_uri in (None, self.settings.callback_url)
@@ -95,7 +103,7 @@ class AuthorizationCallback(ConsentAndBinding):
             if not own and session.user_redirect_uri:
                 q = self._client_redirect_params(session, {"error": "access_denied"})
                 target = _append_query(session.user_redirect_uri, q)
-            return CallbackOutcome(target, False, agent_name)
+            return CallbackOutcome(target, False, agent_name, binding_cookie=cookie_name)
         if not code or session.status != self.REDEEMABLE_STATUS:
             raise ATHError(ErrorCode.SESSION_ALREADY_USED, "authorization code already used")
         redeemed = self._redeem_code(session, code)
@@ -114,7 +122,8 @@ class AuthorizationCallback(ConsentAndBinding):
         if agent_code is not None and session.user_redirect_uri:
             q = self._client_redirect_params(session, {"code": agent_code})
             target = _append_query(session.user_redirect_uri, q)
-        return CallbackOutcome(target, True, agent_name, list(session.consented_scopes or []))
+        scopes = list(session.consented_scopes or [])
+        return CallbackOutcome(target, True, agent_name, scopes, binding_cookie=cookie_name)
 
 
 def _append_query(url: str, params: dict[str, str]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -114,7 +114,7 @@ class ConsentAndBinding(AuthorizationSessions):
         self,
         *,
         oauth_state: str,
-        binding_cookie: str | None,
+        cookies: Mapping[str, str],
         csrf_token: str,
         user_id: str | None,
         approve: bool,
@@ -122,12 +122,16 @@ class ConsentAndBinding(AuthorizationSessions):
     ) -> str:
         """Record the user's decision and return where the browser goes next (§5).
 
-        A denial (or nothing ticked) goes to our callback with ``error=access_denied``; a grant
-        goes wherever :meth:`_grant_consent` says (native: our callback with a one-time code).
+        ``cookies`` are the browser's (its binding cookie is the session's). A denial (or
+        nothing ticked) goes to our callback with ``error=access_denied``; a grant goes
+        wherever :meth:`_grant_consent` says (native: our callback with a one-time code).
         """
         now = self.clock()
-        session = self._live_session(self.store.get_session_by_oauth_state(oauth_state))
-        self._check_binding(session, binding_cookie)
+        found = self.store.get_session_by_oauth_state(oauth_state)
+        if found is None:
+            raise ATHError(ErrorCode.STATE_MISMATCH, "unknown authorization state")
+        session = self._live_session(found)
+        self._check_binding(session, cookies.get(self.binding_cookie_name(session)))
         if not secret_matches(csrf_token, session.csrf_hash):
             raise ATHError(ErrorCode.STATE_MISMATCH, "consent form token is not valid")
         chosen = [s for s in dict.fromkeys(scopes) if s in session.requested_scopes]

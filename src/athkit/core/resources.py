@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from athkit.protocol.errors import ATHError, ErrorCode
 
 
+@lru_cache(maxsize=4096)
 def normalize_resource(url: str) -> str:
-    """Compare resources as URLs: lower-case scheme and host, no trailing ``/``, no fragment."""
+    """Compare resources as URLs: lower-case scheme and host, no trailing ``/``, no fragment.
+
+    Memoized (a pure function of its argument): every token check compares the configured
+    resource with the token's audience, which are few distinct strings."""
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/")
     query = f"?{parts.query}" if parts.query else ""

@@ -21,12 +21,14 @@ from athkit.gateway.forward_auth import MOUNT as FORWARD_AUTH
 from athkit.gateway.forward_auth import ForwardAuthEndpoint
 from athkit.gateway.live_providers import LiveProviders
 from athkit.gateway.proxy import ProxyEndpoint
+from athkit.gateway.proxy_route import ProxyFastPath
 from athkit.gateway.service import GatewayService
 from athkit.gateway.users import CALLBACK_PATH, SIGNIN_PATH, GatewayUsers
 from athkit.oauth.consent import build_consent_router
 from athkit.oauth.server import OAuthServer
 from athkit.store.repositories import Store
 from athkit.web.console import USER_SIGNIN_KEY, build_console_router
+from athkit.web.deps import HANDSHAKE_KEY
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.health import build_health_router, service_probes
@@ -112,8 +114,13 @@ def create_gateway_app(
         build_console_router(users.current_user, operators, config.gateway.metrics_token)
     )
     app.include_router(build_health_router("", lambda: service_probes(svc)))
+    observed = ObservedProxy(proxy, svc, writer)
+    # Added first, so innermost: every middleware below still runs on proxied calls.
+    app.add_middleware(ProxyFastPath, proxy=observed)
     rules = [*default_rules(None), ("GET", re.compile(re.escape(CALLBACK_PATH)), "signin")]
     install_rate_limits(app, limits_from_settings(svc.settings, svc.shared.rate), rules)
+    if getattr(app.state, HANDSHAKE_KEY, None) is None:
+        setattr(app.state, HANDSHAKE_KEY, None)  # present, so the proxy reads it fast
     if handshake is None and config.handshake is not None:
         handshake = HandshakePolicy(**config.handshake.model_dump())
     if handshake is not None:
@@ -127,7 +134,7 @@ def create_gateway_app(
         )
 
     # First in the routing table: the hot path should not scan the other routes.
-    app.router.routes.insert(0, Mount("/ath/proxy", app=ObservedProxy(proxy, svc, writer)))
+    app.router.routes.insert(0, Mount("/ath/proxy", app=observed))
     if config.forward_auth is not None:
         decider = ForwardAuthEndpoint(svc, config.forward_auth.secret())
         app.router.routes.insert(0, Mount(FORWARD_AUTH, app=decider))

@@ -5,22 +5,23 @@ Order: token (exists, unrevoked, unexpired) → ``X-ATH-Agent-ID`` → provider 
 stream both ways; hop-by-hop headers, the agent's credentials and cookies never go upstream;
 the upstream token never comes back; method, query string, status and body pass unchanged.
 
-The data path is a raw ASGI endpoint over an aiohttp client (chosen by measurement,
-``bench/upstream_clients.py``: httpx's pool scan made its throughput fall as connections rose).
-A cached token is admitted in the event loop with no thread hop; headers are copied once, in
-one pass; body chunks go straight between the ASGI channel and the upstream socket.
+The data path is a raw ASGI endpoint over the gateway's own HTTP/1.1 client
+(``gateway/upstream_http.py``; chosen by measurement over aiohttp, which had replaced httpx,
+whose pool scan made throughput fall as connections rose). A cached token is admitted in the
+event loop with no thread hop; headers are copied once, in one pass, and go upstream as the
+bytes they arrived as; body pieces go straight between the ASGI channel and the upstream
+socket, whatever has arrived handed on as one piece.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote
-
-import aiohttp
+from urllib.parse import unquote, urlsplit
 
 from athkit.core.workers import run_in_worker
 from athkit.gateway.service import GatewayService
+from athkit.gateway.upstream_http import SMALL_BODY, Origin, UpstreamClient, UpstreamError
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.web.deps import CHANNEL_SESSION_KEY
 
@@ -47,13 +48,12 @@ HOP_BY_HOP = frozenset(
 )
 #: Request headers that identify the agent to the gateway and must not reach the provider.
 AGENT_ONLY = frozenset({b"authorization", b"x-ath-agent-id", b"x-ath-session", b"cookie", b"host"})
-_REQUEST_DROP = HOP_BY_HOP | AGENT_ONLY
-#: Bodies up to this size (by Content-Length) are read whole and sent in one ASGI message.
-SMALL_BODY = 64 * 1024
+#: ``Expect: 100-continue`` is answered by this server (it asks for the body when the proxy
+#: reads it); upstream the body follows the headers at once.
+_REQUEST_DROP = HOP_BY_HOP | AGENT_ONLY | {b"expect"}
 #: Bytes of an upstream body buffered per connection before the socket is paused (bounds memory).
 READ_BUFFER = 256 * 1024
-#: aiohttp's own defaults are not added: the provider sees the agent's headers, not ours.
-_SKIP_AUTO = frozenset({"Accept", "Accept-Encoding", "User-Agent"})
+_UNSAFE_IN_HEADER = frozenset("\r\n\0")
 
 
 def _connection_tokens(value: bytes | None) -> set[bytes]:
@@ -119,29 +119,25 @@ async def admit(
 
 
 class ProxyEndpoint:
-    """The ASGI app mounted at ``/ath/proxy``; ``close()`` ends its upstream connection pool."""
+    """The ASGI app mounted at ``/ath/proxy``; ``close()`` ends its upstream connections."""
 
     def __init__(self, svc: GatewayService, *, timeout: float) -> None:
         self.svc = svc
-        self.timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=200, limit_per_host=200, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self.timeout,
-                auto_decompress=False,
-                skip_auto_headers=_SKIP_AUTO,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                read_bufsize=READ_BUFFER,
-            )
-        return self._session
+        self.client = UpstreamClient(
+            connect_timeout=5.0, read_timeout=timeout, read_buffer=READ_BUFFER
+        )
+        self._bases: dict[str, tuple[Origin, str]] = {}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.client.close()
+
+    def _base(self, api_base: str) -> tuple[Origin, str]:
+        """(origin, path prefix) of a provider's ``api_base`` (providers can change live)."""
+        known = self._bases.get(api_base)
+        if known is None:
+            path = urlsplit(api_base).path.rstrip("/")
+            known = self._bases[api_base] = (Origin.of(api_base), path)
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +154,8 @@ class ProxyEndpoint:
         # One pass over the request headers: what the gateway reads, and what goes upstream.
         token = agent = None
         connection: bytes | None = None
-        has_body = False
+        length: bytes | None = None
+        chunked = False
         forward: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -169,24 +166,31 @@ class ProxyEndpoint:
                 agent = value.decode("latin-1")
             elif name == b"connection":
                 connection = value
-            elif name in (b"content-length", b"transfer-encoding"):
-                has_body = True
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
             if name not in _REQUEST_DROP:
                 forward.append((name, value))
         upstream_token = await admit(
             self.svc, scope, token, agent, provider_id, method, upstream_path
         )
+        if _UNSAFE_IN_HEADER.intersection(upstream_token):
+            raise ATHError(ErrorCode.UPSTREAM_UNAVAILABLE, "the provider's token is malformed")
         drop = _connection_tokens(connection)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in forward if k not in drop]
-        headers.append(("authorization", f"Bearer {upstream_token}"))
+        if drop:
+            forward = [(k, v) for k, v in forward if k not in drop]
+        forward.append((b"authorization", b"Bearer " + upstream_token.encode("latin-1")))
         cfg = self.svc.provider_config(provider_id)
-        url = cfg.api_base + upstream_path
+        origin, base_path = self._base(cfg.api_base)
+        target = base_path + upstream_path
         query = scope.get("query_string", b"")
         if query:
-            url += "?" + query.decode("latin-1")
-        body = _body(receive) if has_body else None
+            target += "?" + query.decode("latin-1")
+        # Content-Length wins over chunked framing (RFC 9112 §6.3 lets no request carry both).
+        body = _body(receive) if length is not None or chunked else None
         try:
-            await self._forward(send, method, url, headers, body)
+            await self._forward(send, origin, method, target, forward, body, length is None)
         except _Unreachable as exc:
             raise ATHError(
                 ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -197,41 +201,38 @@ class ProxyEndpoint:
     async def _forward(
         self,
         send: Send,
+        origin: Origin,
         method: str,
-        url: str,
-        headers: list[tuple[str, str]],
+        target: str,
+        headers: list[tuple[bytes, bytes]],
         body: AsyncIterator[bytes] | None,
+        chunked: bool,
     ) -> None:
         try:
-            resp = await self.session().request(
-                method, url, headers=headers, data=body, allow_redirects=False
+            resp = await self.client.request(
+                origin, method, target, headers, body, chunked=body is not None and chunked
             )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise _Unreachable(type(exc).__name__) from exc
+        except UpstreamError as exc:
+            raise _Unreachable(exc.reason) from exc
         try:
-            drop = HOP_BY_HOP | _connection_tokens(resp.headers.get("connection", "").encode())
-            out = [(k.lower(), v) for k, v in resp.raw_headers if k.lower() not in drop]
+            drop = HOP_BY_HOP
+            for name, value in resp.headers:
+                if name == b"connection":
+                    drop = HOP_BY_HOP | _connection_tokens(value)
+            out = [(k, v) for k, v in resp.headers if k not in drop]
             start = {"type": "http.response.start", "status": resp.status, "headers": out}
             length = resp.content_length
             if length is not None and length <= SMALL_BODY:
-                data = await resp.read()
+                try:
+                    data = await resp.read()
+                except UpstreamError as exc:  # nothing sent yet: still a clean 502
+                    raise _Unreachable(exc.reason) from exc
                 await send(start)
                 await send({"type": "http.response.body", "body": data})
                 return
             await send(start)
-            content = resp.content
-            while chunk := await content.readany():
-                # Whatever else has already arrived goes in the same message: under load the
-                # body crosses the ASGI stack (and its middlewares) in fewer, larger pieces.
-                more = content.read_nowait()
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": chunk + more if more else chunk,
-                        "more_body": True,
-                    }
-                )
-            await send({"type": "http.response.body", "body": b""})
+            async for data, more in resp.chunks():
+                await send({"type": "http.response.body", "body": data, "more_body": more})
         finally:
             resp.release()
 

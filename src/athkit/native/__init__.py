@@ -27,7 +27,7 @@ from athkit.core.tokens import TokenInfo
 from athkit.oauth.consent import CurrentUser, build_consent_router
 from athkit.oauth.server import OAuthServer
 from athkit.web.console import IsOperator, build_console_router
-from athkit.web.deps import require_scopes
+from athkit.web.deps import HANDSHAKE_KEY, require_scopes
 from athkit.web.errors import install_error_handlers
 from athkit.web.handshake import mount_handshake
 from athkit.web.health import build_health_router, service_probes
@@ -99,6 +99,8 @@ class ATH:
         limits = limits_from_settings(self.settings, service.shared.rate)
         install_rate_limits(app, limits, default_rules(self.settings.login_url))
         self.handshake: HandshakeService | None = None
+        if getattr(app.state, HANDSHAKE_KEY, None) is None:
+            setattr(app.state, HANDSHAKE_KEY, None)  # present, so require_scopes reads it fast
         if handshake is not None:
             self.handshake = mount_handshake(app, service, handshake, current_user)
         harden(app, html_prefixes=("/ath/",))

@@ -17,8 +17,10 @@ from starlette.responses import RedirectResponse, Response
 
 from athkit.asgi.app_service import service_of
 from athkit.asgi.pages import PAGE_HEADERS, CurrentUser, resolve_user, templates
+from athkit.core.consent import BrowserBinding, ConsentContext
 from athkit.core.workers import run_in_worker
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.store.models import SessionRow
 
 __all__ = ["PAGE_HEADERS", "CurrentUser", "build_consent_router", "resolve_user"]
 
@@ -35,17 +37,23 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
     async def authorize_page(request: Request) -> Response:
         svc = service_of(request)
         params = dict(request.query_params)
-        session = await run_in_worker(svc.session_for_oauth_request, params)
         user = await user_of(request)
-        if user is None and current_user is not None:
+        signed_in = user is not None or current_user is None
+        cookies = request.cookies
+
+        def open_page() -> tuple[SessionRow, BrowserBinding | None, ConsentContext | None]:
+            """One trip to the worker pool: the session, then (signed in) binding and page."""
+            session = svc.session_for_oauth_request(params)
+            if not signed_in:
+                return session, None, None
+            binding = svc.bind_browser(session, cookies.get(svc.binding_cookie_name(session)))
+            return session, binding, svc.consent_context(session)
+
+        session, binding, ctx = await run_in_worker(open_page)
+        if binding is None or ctx is None:
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             target = f"{svc.settings.login_url}?{urlencode({'next': here})}"
             return RedirectResponse(target, status_code=303)
-        cookie_name = svc.binding_cookie_name(session)
-        binding = await run_in_worker(
-            svc.bind_browser, session, request.cookies.get(cookie_name)
-        )
-        ctx = await run_in_worker(svc.consent_context, session)
         headers = dict(PAGE_HEADERS)
         redirect = session.user_redirect_uri
         if redirect and redirect != svc.settings.callback_url:
@@ -87,13 +95,10 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
         if user is None and current_user is not None:
             raise ATHError(ErrorCode.LOGIN_REQUIRED, "sign in to decide on this authorization")
         state = str(form.get("state") or "")
-        session = await run_in_worker(svc.store.get_session_by_oauth_state, state)
-        if session is None:
-            raise ATHError(ErrorCode.STATE_MISMATCH, "unknown authorization state")
         target = await run_in_worker(
             lambda: svc.submit_consent(
                 oauth_state=state,
-                binding_cookie=request.cookies.get(svc.binding_cookie_name(session)),
+                cookies=request.cookies,
                 csrf_token=str(form.get("csrf") or ""),
                 user_id=user,
                 approve=form.get("decision") == "approve",
@@ -115,15 +120,9 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 {"approved": True, "agent_name": None, "scopes": []},
                 headers=PAGE_HEADERS,
             )
-        session = await run_in_worker(svc.store.get_session_by_oauth_state, state)
-        if session is None:
-            raise ATHError(ErrorCode.STATE_MISMATCH, "state does not match any authorization")
         outcome = await run_in_worker(
             lambda: svc.callback(
-                state=state,
-                code=q.get("code"),
-                error=q.get("error"),
-                binding_cookie=request.cookies.get(svc.binding_cookie_name(session)),
+                state=state, code=q.get("code"), error=q.get("error"), cookies=request.cookies
             )
         )
         if outcome.redirect_to:
@@ -139,7 +138,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 },
                 headers=PAGE_HEADERS,
             )
-        resp.delete_cookie(svc.binding_cookie_name(session), path="/ath")
+        resp.delete_cookie(outcome.binding_cookie, path="/ath")
         return resp
 
     return router

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -122,6 +122,14 @@ class Database:
         so a protocol step's lookups cost no commit; the step's one write is its transaction."""
         with outages_as_unavailable(), self._sessions() as session:
             yield session
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection whose statements commit together or not at all: for writes that
+        need no ORM session (the protocol steps' inserts and compare-and-set updates, which
+        announce no revocation; those use :meth:`transaction`)."""
+        with outages_as_unavailable(), self.engine.begin() as conn:
+            yield conn
 
     #: Told about every revocation announced in a transaction (the node's token cache and
     #: its broadcast channel; see :func:`announce_revocation`).

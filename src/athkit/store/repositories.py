@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,13 @@ from athkit.store.models import (
     UpstreamTokenRow,
 )
 from athkit.store.revocation import Revocation, RevocationSink
+from athkit.store.statements import (
+    insert_rows,
+    record_replay,
+    select_one,
+    table_of,
+    update_where,
+)
 from athkit.store.steps import restore_pending_replay, take_pending_replay
 
 _Row = TypeVar("_Row", TokenRow, UpstreamTokenRow)
@@ -61,27 +68,24 @@ class Store:
 
     def _read_one(self, model: type[_Row], **equals: Any) -> _Row | None:
         """A read on a hot path: one Core SELECT, no ORM session and no commit (a detached row)."""
-        table = model.__table__
-        query = select(table).where(*(table.c[k] == v for k, v in equals.items()))
-        with self.db.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return model(**row) if row is not None else None
+        return select_one(self.db.engine, model, **equals)
 
     # -- agents ---------------------------------------------------------------------------
 
     @contextmanager
-    def _step_transaction(self) -> Iterator[Session]:
+    def _step_transaction(self) -> Iterator[Connection]:
         """The one write of a protocol step, recording its attestation's jti too (steps.py)."""
         rows = take_pending_replay()
         try:
-            with self.db.transaction() as s:
+            with self.db.begin() as conn:
                 now = datetime.now(UTC)
                 for r in rows:
-                    s.execute(
-                        delete(ReplayRow).where(ReplayRow.key == r.key, ReplayRow.expires_at < now)
-                    )
-                    s.add(r)
-                yield s
+                    if not record_replay(conn, r, now):
+                        raise ATHError(
+                            ErrorCode.INVALID_ATTESTATION,
+                            "attestation jti was already used (replay)",
+                        )
+                yield conn
         except BaseException as exc:
             restore_pending_replay(rows)
             if isinstance(exc, IntegrityError) and any(
@@ -95,18 +99,15 @@ class Store:
     def add_agent(self, row: AgentRow, audit: AuditRow) -> None:
         try:
             with self._step_transaction() as s:
-                s.add(row)
-                s.add(audit)
+                insert_rows(s, row, audit)
         except IntegrityError as exc:
             raise DuplicateError(row.agent_id) from exc
 
     def get_agent(self, client_id: str) -> AgentRow | None:
-        with self.db.read() as s:
-            return s.get(AgentRow, client_id)
+        return select_one(self.db.engine, AgentRow, client_id=client_id)
 
     def get_agent_by_agent_id(self, agent_id: str) -> AgentRow | None:
-        with self.db.read() as s:
-            return s.scalars(select(AgentRow).where(AgentRow.agent_id == agent_id)).first()
+        return select_one(self.db.engine, AgentRow, agent_id=agent_id)
 
     def list_agents(self, status: str | None = None) -> Sequence[AgentRow]:
         with self.db.read() as s:
@@ -189,22 +190,16 @@ class Store:
 
     def add_session(self, row: SessionRow, audit: AuditRow) -> None:
         with self._step_transaction() as s:
-            s.add(row)
-            s.add(audit)
+            insert_rows(s, row, audit)
 
     def get_session(self, session_id: str) -> SessionRow | None:
-        with self.db.read() as s:
-            return s.get(SessionRow, session_id)
+        return select_one(self.db.engine, SessionRow, session_id=session_id)
 
     def get_session_by_oauth_state(self, oauth_state: str) -> SessionRow | None:
-        with self.db.read() as s:
-            q = select(SessionRow).where(SessionRow.oauth_state == oauth_state)
-            return s.scalars(q).first()
+        return select_one(self.db.engine, SessionRow, oauth_state=oauth_state)
 
     def get_session_by_oauth_code(self, code_hash: str) -> SessionRow | None:
-        with self.db.read() as s:
-            q = select(SessionRow).where(SessionRow.oauth_code_hash == code_hash)
-            return s.scalars(q).first()
+        return select_one(self.db.engine, SessionRow, oauth_code_hash=code_hash)
 
     def transition_session(
         self,
@@ -215,16 +210,12 @@ class Store:
     ) -> bool:
         """Compare-and-set on the session's status; True when this call won."""
         statuses = [expected_status] if isinstance(expected_status, str) else list(expected_status)
-        with self.db.transaction() as s:
-            if not update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status.in_(statuses))
-                .values(**changes),
-            ):
+        with self.db.begin() as conn:
+            where = {"session_id": session_id, "status": statuses}
+            if update_where(conn, SessionRow, where, changes) != 1:
                 return False
             if audit is not None:
-                s.add(audit)
+                insert_rows(conn, audit)
             return True
 
     def bind_session(
@@ -232,18 +223,10 @@ class Store:
     ) -> bool:
         """Compare-and-set on the browser binding of a pending session (§5): True when the
         binding was still ``expected_binding`` (None: unbound), so the first browser wins."""
-        bound = (
-            SessionRow.binding_hash.is_(None)
-            if expected_binding is None
-            else SessionRow.binding_hash == expected_binding
-        )
-        with self.db.transaction() as s:
-            return update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status == "pending", bound)
-                .values(binding_hash=binding_hash, csrf_hash=csrf_hash),
-            )
+        where = {"session_id": session_id, "status": "pending", "binding_hash": expected_binding}
+        with self.db.begin() as conn:
+            changes = {"binding_hash": binding_hash, "csrf_hash": csrf_hash}
+            return update_where(conn, SessionRow, where, changes) == 1
 
     def complete_callback(
         self,
@@ -254,25 +237,18 @@ class Store:
         **changes: Any,
     ) -> bool:
         """Move a session to consented and (gateway) store the upstream tokens, atomically."""
-        transaction = self.db.transaction()
-        if upstream is not None:  # a new upstream grant: cached copies of the old one go
-            transaction = self._revoking(
-                Revocation(
-                    client_id=upstream.client_id,
-                    user_id=upstream.user_id,
-                    provider_id=upstream.provider_id,
-                )
-            )
-        with transaction as s:
-            if not update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status == expected_status)
-                .values(**changes),
-            ):
+        where = {"session_id": session_id, "status": expected_status}
+        if upstream is None:
+            with self.db.begin() as conn:
+                return update_where(conn, SessionRow, where, changes) == 1
+        # A new upstream grant: cached copies of the old one go.
+        grant = Revocation(
+            client_id=upstream.client_id, user_id=upstream.user_id, provider_id=upstream.provider_id
+        )
+        with self._revoking(grant) as s:
+            if update_where(s, SessionRow, where, changes) != 1:
                 return False
-            if upstream is not None:
-                s.merge(upstream)
+            s.merge(upstream)
             return True
 
     # -- upstream tokens (gateway) --------------------------------------------------------
@@ -324,15 +300,10 @@ class Store:
     ) -> bool:
         """Consume a consented session and store its token, atomically (§6)."""
         with self._step_transaction() as s:
-            if not update_one(
-                s,
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id, SessionRow.status == "consented")
-                .values(status="consumed"),
-            ):
+            where = {"session_id": session_id, "status": "consented"}
+            if update_where(s, SessionRow, where, {"status": "consumed"}) != 1:
                 return False
-            s.add(token)
-            s.add(audit)
+            insert_rows(s, token, audit)
             return True
 
     def get_token(self, token_hash: str) -> TokenRow | None:
@@ -411,18 +382,16 @@ class Store:
     def remember_once(self, key: str, expires_at: datetime, now: datetime) -> bool:
         """Insert ``key``; False when it was already there and unexpired (a replay)."""
         try:
-            with self.db.transaction() as s:
-                s.execute(delete(ReplayRow).where(ReplayRow.key == key, ReplayRow.expires_at < now))
-                s.add(ReplayRow(key=key, expires_at=expires_at))
-            return True
+            with self.db.begin() as conn:
+                return record_replay(conn, ReplayRow(key=key, expires_at=expires_at), now)
         except IntegrityError:
             return False
 
     def replay_seen(self, key: str, now: datetime) -> bool:
         """Is ``key`` recorded and unexpired? (a read: no commit)"""
-        with self.db.read() as s:
-            q = select(ReplayRow.key).where(ReplayRow.key == key, ReplayRow.expires_at >= now)
-            return s.scalars(q).first() is not None
+        row = select_one(self.db.engine, ReplayRow, key=key)
+        when = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        return row is not None and row.expires_at >= when  # read back in UTC (UTCDateTime)
 
     def purge_expired(self, now: datetime) -> int:
         with self.db.transaction() as s:
@@ -435,10 +404,14 @@ class Store:
         with self.db.transaction() as s:
             s.add(row)
 
-    def add_audit_many(self, rows: Sequence[AuditRow]) -> None:
-        """A batch of per-call audit rows in one transaction (core/audit_writer.py)."""
+    def add_audit_many(self, rows: Sequence[AuditRow | dict[str, Any]]) -> None:
+        """A batch of per-call audit rows in one transaction and one executemany INSERT
+        (core/audit_writer.py): column values as they are, ORM rows by their columns."""
+        values = [r if isinstance(r, dict) else _audit_values(r) for r in rows]
+        if not values:
+            return
         with self.db.transaction() as s:
-            s.add_all(rows)
+            s.execute(insert(_AUDIT_TABLE), values)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
         with self.db.read() as s:
@@ -446,3 +419,16 @@ class Store:
             if agent_id:
                 q = q.where(AuditRow.agent_id == agent_id)
             return s.scalars(q).all()
+
+
+#: The table itself: a Core INSERT skips the ORM's per-row bookkeeping.
+_AUDIT_TABLE = table_of(AuditRow)
+_AUDIT_COLUMNS = tuple(c.key for c in _AUDIT_TABLE.columns if c.key != "id")
+
+
+def _audit_values(row: AuditRow) -> dict[str, Any]:
+    values = {k: getattr(row, k) for k in _AUDIT_COLUMNS}
+    for k in ("requested_scopes", "effective_scopes", "denied_scopes"):
+        values[k] = values[k] if values[k] is not None else []
+    values["details"] = values["details"] if values["details"] is not None else {}
+    return values

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Request
+from starlette.types import Scope
 
 from athkit.core.tokens import TokenInfo
 from athkit.core.workers import run_in_worker
@@ -19,6 +20,8 @@ CHANNEL_SESSION_KEY = "ath_channel_session"
 #: a 401/403 can point the client to the resource's metadata (RFC 9728 §5.1).
 RESOURCE_KEY = "ath_resource"
 REQUIRED_SCOPES_KEY = "ath_required_scopes"
+#: Attribute of ``app.state`` holding the handshake service when one is mounted (else None).
+HANDSHAKE_KEY = "athkit_handshake"
 
 
 def bearer_token(request: Request) -> str | None:
@@ -29,47 +32,66 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
+def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """(bearer token, ``X-ATH-Agent-ID``) in one pass over the raw headers: the first of each,
+    as :func:`bearer_token` and ``request.headers.get`` read them."""
+    token: str | None = None
+    agent: str | None = None
+    seen_auth = False
+    for name, value in scope["headers"]:
+        if name == b"authorization" and not seen_auth:
+            seen_auth = True
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and rest.strip():
+                token = rest.strip()
+        elif name == b"x-ath-agent-id" and agent is None:
+            agent = value.decode("latin-1")
+    return token, agent
+
+
 def require_scopes(*scopes: str) -> Callable[[Request], object]:
     """A FastAPI dependency: valid token, matching ``X-ATH-Agent-ID``, and every scope given.
 
     Use as ``Depends(require_scopes("orders:write"))``; the dependency's value is the
-    :class:`TokenInfo` of the caller (agent, user, provider, scopes).
+    :class:`TokenInfo` of the caller (agent, user, provider, scopes), also in
+    ``request.state.ath``.
     """
     needed = tuple(scopes)
 
     async def dependency(request: Request) -> TokenInfo:
         svc = service_of(request)
-        state = request.scope.get("state", {})
+        scope = request.scope
+        state = scope.setdefault("state", {})  # what ``request.state`` reads and writes
         provider = state.get(PROXY_PROVIDER_KEY)
         resource = svc.settings.api_resource
         state[RESOURCE_KEY] = svc.resources.get(resource)
         state[REQUIRED_SCOPES_KEY] = needed
-        token = bearer_token(request)
+        token, agent = _credentials(scope)
         channel = state.get(CHANNEL_SESSION_KEY)
-        hs = getattr(request.app.state, "athkit_handshake", None)
+        hs = getattr(request.app.state, HANDSHAKE_KEY, None)
         if hs is not None and token and hs.is_handshake_token(token):
             # A handshake access token (docs/handshake.md): JWS, session, restrictions.
+            client = scope.get("client")
             hinfo: TokenInfo = await run_in_worker(
                 lambda: hs.validate_token(
                     token,
-                    agent_header=request.headers.get("x-ath-agent-id"),
+                    agent_header=agent,
                     provider_id=provider,
-                    client_ip=request.client.host if request.client else None,
+                    client_ip=client[0] if client else None,
                     channel_session=channel,
                     required=needed,
                 )
             )
-            request.state.ath = hinfo
+            state["ath"] = hinfo
             return hinfo
         if channel is not None:
             raise ATHError(ErrorCode.TOKEN_INVALID, "an encrypted session needs its own token")
-        agent = request.headers.get("x-ath-agent-id")
         wanted = provider or svc.settings.provider_id
         hit = svc.validate_in_memory(
             token, agent_header=agent, provider_id=wanted, required=needed, resource=resource
         )
         if hit is not None:  # a cached token: no thread hop, no I/O
-            request.state.ath = hit
+            state["ath"] = hit
             return hit
         info = await run_in_worker(
             svc.validate,
@@ -79,7 +101,7 @@ def require_scopes(*scopes: str) -> Callable[[Request], object]:
             required=needed,
             resource=resource,
         )
-        request.state.ath = info
+        state["ath"] = info
         return info
 
     dependency.__name__ = "require_scopes_" + "_".join(s.replace(":", "_") for s in needed)
