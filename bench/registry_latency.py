@@ -115,9 +115,15 @@ def breakdown(svc: RegistryService, intents: list[str], size: int | str, n: int)
         t0 = time.perf_counter()
         q = svc.embedder.encode([intent])[0]
         t1 = time.perf_counter()
-        ids = [e for e, _ in svc.vectors.search(q, k)]
+        center = ranking.shared_direction(
+            svc.vectors.mean(), svc.vectors.vector_count, svc.settings.centering
+        )
+        walk = q if center is None else ranking.unit(q - center)
+        ids = [e for e, _ in svc.vectors.search(walk, k)]
         t2 = time.perf_counter()
-        scored = ranking.rescore(q, ids, svc.vectors.vectors_of(ids), svc.settings.phrase_weight)
+        scored = ranking.rescore(
+            q, ids, svc.vectors.vectors_of(ids), svc.settings.phrase_weight, center
+        )
         t3 = time.perf_counter()
         top = [e for e, _ in scored[:10]]
         with svc.db.transaction() as s:
