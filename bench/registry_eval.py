@@ -2,6 +2,7 @@
 
     python bench/registry_eval.py            # full: 1k / 10k / 100k listings + 1M-vector index
     python bench/registry_eval.py --quick    # CI-sized: 1k / 10k, no 1M index
+    python bench/registry_eval.py --quality-only   # recall / MRR tables alone
 
 Quality: the labelled set (``registry_eval_data.json``: 61 listings, 288 intents, see
 ``registry_corpus.py``) is searched in every mode (semantic, hybrid, keyword) alone and among
@@ -137,9 +138,12 @@ def main() -> int:
         "--million", type=int, default=1_000_000, help="distinct vectors of the big-index step"
     )
     ap.add_argument("--distractors", type=int, default=10_000, help="for the quality pass")
+    ap.add_argument(
+        "--quality-only", action="store_true", help="recall and MRR tables only, no timing"
+    )
     args = ap.parse_args()
     default = "1000,10000" if args.quick else "1000,10000,100000"
-    sizes = [int(s) for s in (args.sizes or default).split(",")]
+    sizes = [] if args.quality_only else [int(s) for s in (args.sizes or default).split(",")]
     queries = args.queries or (100 if args.quick else 300)
 
     services = corpus.load()
@@ -173,7 +177,8 @@ def main() -> int:
             nd = args.distractors
             pool = corpus.distractors(max([*sizes, nd + len(real)]), unique=args.unique)
             listed, used = len(real), 0
-            print(f"\nsearch latency (limit 10, {queries} per mode; query encoding included):")
+            if sizes:
+                print(f"\nsearch latency (limit 10, {queries} per mode; query encoding included):")
             for size in sorted(set(sizes) | {nd + len(real)}):
                 t = time.perf_counter()
                 bulk(svc, listing_embedder, pool[used : used + size - listed])
@@ -188,8 +193,9 @@ def main() -> int:
                     vecs = svc.vectors.vector_count
                     print(f"  RSS {rss_mb():.0f} MiB (index {mem:.0f} MiB, {vecs} vectors)")
                     figure(f"registry_rss_mib_{size}", rss_mb(), "MiB")
-            add_while_searching(svc, intents, listed)
-            if not (args.quick or args.no_million):
+            if sizes:
+                add_while_searching(svc, intents, listed)
+            if not (args.quick or args.no_million or args.quality_only):
                 million(svc, http, intents, queries, total=args.million)
         finally:
             http.close()

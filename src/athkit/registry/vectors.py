@@ -120,6 +120,7 @@ class VectorIndex:
         self._by_digest: dict[bytes, int] = {}  # digest of the float16 row -> vector id
         self._digest_of: dict[int, bytes] = {}
         self._next = 1
+        self._sum: Any = None  # float64 sum of the distinct stored vectors (see mean())
 
     def _new(self) -> Any:
         _onnxruntime_first()
@@ -183,9 +184,9 @@ class VectorIndex:
                     vids.append(vid)
                 self._ids[eid] = vids
             if keys:
-                self._index.add(
-                    np.asarray(keys, dtype=np.uint64), np.stack(rows), threads=threads
-                )
+                ids = np.asarray(keys, dtype=np.uint64)
+                self._index.add(ids, np.stack(rows), threads=threads)
+                self._accumulate(ids, 1.0)
 
     def remove(self, entry_ids: Sequence[int]) -> None:
         import numpy as np
@@ -202,7 +203,9 @@ class VectorIndex:
                         dead.append(vid)
                         del self._owners[vid]
             if dead:
-                self._index.remove(np.asarray(dead, dtype=np.uint64))
+                ids = np.asarray(dead, dtype=np.uint64)
+                self._accumulate(ids, -1.0)
+                self._index.remove(ids)
                 for vid in dead:
                     del self._by_digest[self._digest_of.pop(vid)]
 
@@ -210,6 +213,34 @@ class VectorIndex:
         with self._lock:
             self._reset()
             self.generation = -1
+
+    def _accumulate(self, vector_ids: Any, sign: float) -> None:
+        """Keep the running sum of the distinct vectors, from the values the index stores, so
+        that removing a vector subtracts exactly what adding it added."""
+        import numpy as np
+
+        stored = self._unit(self._index.get(vector_ids))
+        if self._sum is None:
+            self._sum = np.zeros(self.ndim, dtype=np.float64)
+        self._sum += sign * stored.sum(axis=0, dtype=np.float64)
+
+    def mean(self) -> Matrix | None:
+        """Mean of the distinct vectors in the index (None when empty): the direction every
+        listing shares, which the second stage discounts (``ranking.rescore``)."""
+        import numpy as np
+
+        n = self.vector_count
+        if n == 0 or self._sum is None:
+            return None
+        return np.asarray(self._sum / n, dtype=np.float32)
+
+    def _unit(self, got: Any) -> Matrix:
+        import numpy as np
+
+        m = np.asarray(got, dtype=np.float32).reshape(-1, self.ndim)
+        # int8 rows come back scaled (not unit length): renormalise for cosines
+        out: Matrix = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+        return out
 
     def vectors_of(self, entry_ids: Sequence[int]) -> list[Matrix]:
         """Every stored vector of each entry (dequantised, unit length), for the second stage."""
