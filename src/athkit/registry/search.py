@@ -4,7 +4,8 @@ Modes (``GET /api/search?mode=``):
 
 * ``semantic``: the intent is embedded; the HNSW index (``vectors.py``) returns the
   ``candidates`` entries whose closest vector is nearest; the second stage
-  (:func:`ranking.rescore`) scores each candidate on all its vectors.
+  (:func:`ranking.rescore`) scores each candidate on all its vectors, with the direction all
+  listings share discounted (``RegistrySettings.centering``).
 * ``hybrid``: ``semantic`` fused with keyword BM25 as a small boost
   (``RegistrySettings.hybrid_weight``); the keyword candidates join the pool.
 * ``keyword``: BM25 alone (SQLite FTS5 / PostgreSQL ``ts_rank_cd``).
@@ -91,10 +92,18 @@ def search(svc: RegistryService, intent: str, limit: int = 10, mode: str = "auto
             assert embedder is not None
             _follow(svc, svc.generation(s))
             q = embedder.encode([intent])[0]
-            ids = [i for i, _ in svc.vectors.search(q, k)]
+            center = ranking.shared_direction(
+                svc.vectors.mean(), svc.vectors.vector_count, settings.centering
+            )
+            # the graph is walked with the discounted query too: the same candidates the
+            # second stage prefers, rather than those that share the common direction
+            walk = q if center is None else ranking.unit(q - center)
+            ids = [i for i, _ in svc.vectors.search(walk, k)]
             if used == "hybrid":
                 ids += [i for i, _ in keyword if i not in set(ids)]
-            semantic = ranking.rescore(q, ids, svc.vectors.vectors_of(ids), settings.phrase_weight)
+            semantic = ranking.rescore(
+                q, ids, svc.vectors.vectors_of(ids), settings.phrase_weight, center
+            )
             weight = settings.hybrid_weight if used == "hybrid" else 1.0
             fused = ranking.fuse(keyword, semantic, weight)
         fused = fused[:limit]

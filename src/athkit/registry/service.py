@@ -89,6 +89,9 @@ class RegistrySettings:
     hybrid_weight: float = 0.9
     #: Second stage: score = (1 - p) * main-text cosine + p * best phrase cosine.
     phrase_weight: float = 0.5
+    #: Second stage: the share of the index's mean vector subtracted from the query and from
+    #: each candidate's vectors before comparing them (0: plain cosine), see ranking.py.
+    centering: float = 0.75
     #: Entries taken from the vector index into the second stage.
     candidates: int = 50
     #: Vector index quantisation: "i8" (384 bytes a vector) or "f16".

@@ -80,7 +80,11 @@ class Store:
             with self.db.begin() as conn:
                 now = datetime.now(UTC)
                 for r in rows:
-                    record_replay(conn, r, now)
+                    if not record_replay(conn, r, now):
+                        raise ATHError(
+                            ErrorCode.INVALID_ATTESTATION,
+                            "attestation jti was already used (replay)",
+                        )
                 yield conn
         except BaseException as exc:
             restore_pending_replay(rows)
@@ -379,8 +383,7 @@ class Store:
         """Insert ``key``; False when it was already there and unexpired (a replay)."""
         try:
             with self.db.begin() as conn:
-                record_replay(conn, ReplayRow(key=key, expires_at=expires_at), now)
-            return True
+                return record_replay(conn, ReplayRow(key=key, expires_at=expires_at), now)
         except IntegrityError:
             return False
 

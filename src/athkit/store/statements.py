@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
@@ -148,11 +149,39 @@ _replay = table_of(ReplayRow)
 _DROP_EXPIRED_REPLAY = delete(_replay).where(
     _replay.c.key == bindparam("key"), _replay.c.expires_at < bindparam("now")
 )
+_upserts: dict[str, Any] = {}
 
 
-def record_replay(target: Target, row: ReplayRow, now: datetime) -> None:
-    """Record an attestation's jti: an expired entry of the same key makes room first; a live
-    one makes the INSERT fail (IntegrityError: a replay)."""
+def _replay_upsert(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE … WHERE expires_at < :now``: a new key or an
+    expired one is (re)written, a live one is left alone (no row changed)."""
+    stmt = _upserts.get(dialect)
+    if stmt is None:
+        module = sqlite if dialect == "sqlite" else postgresql
+        ins = module.insert(_replay).values(
+            key=bindparam("key"), expires_at=bindparam("expires_at")
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=[_replay.c.key],
+            set_={"expires_at": ins.excluded.expires_at},
+            where=_replay.c.expires_at < bindparam("now"),
+        ).execution_options(preserve_rowcount=True)  # an INSERT's rowcount is dropped otherwise
+        with _lock:
+            stmt = _upserts.setdefault(dialect, stmt)
+    return stmt
+
+
+def record_replay(target: Target, row: ReplayRow, now: datetime) -> bool:
+    """Record an attestation's jti; False when a live entry of the key exists (a replay).
+
+    SQLite and PostgreSQL: one upsert (racing writers of one key: exactly one wins). Other
+    databases: the expired entry is deleted first and a live one makes the INSERT fail with
+    an IntegrityError."""
     conn = _conn(target)
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        params = {"key": row.key, "expires_at": row.expires_at, "now": now}
+        return int(conn.execute(_replay_upsert(name), params).rowcount) == 1
     conn.execute(_DROP_EXPIRED_REPLAY, {"key": row.key, "now": now})
     insert_rows(conn, row)
+    return True
