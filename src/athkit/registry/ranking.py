@@ -20,7 +20,8 @@ what all listings have in common, and a listing whose one phrase shares a surfac
 intent ("ski lift" for "a lift home") outranks the listing that does what was asked. Measured by
 ``bench/registry_eval.py``, discounting 0.75 of the mean raised recall@3 among 10k distractors
 from 0.729 to 0.757 on the dev split (0.606 to 0.654 held out) and moved it from 0.814 to 0.805
-without distractors (0.750 to 0.769 held out); 0.5 and 1.0 did less on the dev split.
+without distractors (0.750 to 0.769 held out); in an exact-score ablation on the dev split, shares
+of 0.5 and 1.0 did less.
 The mean is of the distinct vectors in the index, kept as a running sum on every add and
 removal; while the index is small it is shrunk (``n / (n + 100)``).
 
