@@ -1,17 +1,28 @@
-"""The registry's vector index against exact search: recall and latency per HNSW setting.
+"""The registry's vector index against exact search: where recall goes, and what a walk costs.
 
-    python bench/registry_ann.py                       # 100k and 1M vectors
-    python bench/registry_ann.py --sizes 100000 --connectivity 16,32 --expansion 64,128,256
+    python bench/registry_ann.py                         # 20k / 100k / 300k / 1M vectors
+    python bench/registry_ann.py --sizes 100000 --schemes i8,i8-usearch --expansion 200,400
+    python bench/registry_ann.py --sizes 1000000 --no-graph   # quantisation alone: no build
 
 The vectors: real all-MiniLM-L6-v2 encodings of every distinct text of the labelled listings
 and of ``--unique`` distinct distractor listings (``registry_corpus.py``; main text, operations
 and example intents), then, up to the size, perturbed copies of them (a random pool row plus
 Gaussian noise of ``--noise`` per dimension, renormalised: cosine ~0.8 to its source, so the
-index holds clusters of near-duplicates, harder for a graph than spread-out data).
-The queries: the labelled set's 288 intents, encoded by the same model (the real encoder, each
-time). Exact search is a float32 dot product against every vector; the index is
-``VectorIndex`` as the registry builds it (int8, cosine). Recall@k = share of the exact top k
-that the index returns in its top k (the service asks for ``4 * candidates`` = 200 vectors).
+index holds clusters of near-duplicates whose order is set by the noise, harder for a graph and
+for quantisation than spread-out data). The queries: the labelled set's 288 intents, encoded by
+the same model.
+
+Two measurements per size, both against exact float32 search over every vector:
+
+1. **quantisation alone** (no graph, cheap at any size): exact search over the vectors as each
+   scheme stores them (``f16``; ``i8``, the registry's: each row scaled to +-127 and rounded;
+   ``i8-usearch``, the registry before: usearch's own cast, unit vector x 127 truncated).
+2. **the graph**: ``VectorIndex`` as the registry builds it, with the scheme, searched as the
+   service searches (``4 * k`` vectors asked for, one thread), per ``expansion_search``.
+
+Recall@k = share of the returned top k whose exact cosine reaches the exact k-th best (ties
+count as hits). "listing@50": share of the intents whose labelled service has a vector in the
+exact top 50 that find it in the returned top 50 too.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import registry_corpus as corpus
@@ -30,13 +42,46 @@ from athkit.registry import entries as entry_rows
 from athkit.registry import ranking
 from athkit.registry.vectors import VectorIndex
 
+SCHEMES = ("f32", "f16", "i8", "i8-usearch")
 
-def pool_vectors(embedder: ranking.Embedder, unique: int) -> np.ndarray:
-    texts = [t for s in corpus.load() for t in entry_rows.texts_of(corpus.entry_of(s))]
+
+class UsearchCast(VectorIndex):
+    """The index before: float32 rows handed to usearch, which casts them itself."""
+
+    def _cast(self, m: Any) -> Any:
+        return np.asarray(m, dtype=np.float32).reshape(-1, self.ndim)
+
+
+def make_index(scheme: str, connectivity: int) -> VectorIndex:
+    if scheme == "i8-usearch":
+        return UsearchCast(dtype="i8", connectivity=connectivity)
+    return VectorIndex(dtype=scheme, connectivity=connectivity)
+
+
+def stored(m: np.ndarray, scheme: str) -> np.ndarray:
+    """Rows as ``scheme`` compares them (float32, unit length)."""
+    m = np.asarray(m, dtype=np.float32)
+    if scheme == "f16":
+        m = m.astype(np.float16).astype(np.float32)
+    elif scheme == "i8-usearch":
+        m = np.trunc(m / np.linalg.norm(m, axis=1, keepdims=True) * 127)
+    elif scheme == "i8":
+        m = np.rint(m * (127 / np.abs(m).max(axis=1, keepdims=True)))
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+def pool_vectors(embedder: ranking.Embedder, unique: int) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded distinct texts, and per row the labelled service it belongs to (-1: none)."""
+    services = corpus.load()
+    texts: dict[str, int] = {}
+    for n, s in enumerate(services):
+        for t in entry_rows.texts_of(corpus.entry_of(s)):
+            texts.setdefault(t, n)
     for e in corpus.distractors(unique):
-        texts += entry_rows.texts_of(e)
-    distinct = list(dict.fromkeys(texts))
-    return np.asarray(embedder.encode(distinct), dtype=np.float32)
+        for t in entry_rows.texts_of(e):
+            texts.setdefault(t, -1)
+    vecs = np.asarray(embedder.encode(list(texts)), dtype=np.float32)
+    return vecs, np.asarray(list(texts.values()), dtype=np.int64)
 
 
 def filled(pool: np.ndarray, size: int, noise: float, seed: int = 7) -> np.ndarray:
@@ -54,97 +99,163 @@ def filled(pool: np.ndarray, size: int, noise: float, seed: int = 7) -> np.ndarr
     return out
 
 
-def exact_top(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Row ids of the exact top ``k`` per query, best first."""
-    out = np.empty((len(queries), k), dtype=np.int64)
-    for i, q in enumerate(queries):
-        sims = data @ q
-        top = np.argpartition(-sims, k)[:k]
-        out[i] = top[np.argsort(-sims[top])]
-    return out
+def top(data: np.ndarray, queries: np.ndarray, k: int, scheme: str = "f32") -> np.ndarray:
+    """Row ids of the top ``k`` per query by exact search over ``scheme``'s vectors."""
+    qs = stored(queries, scheme).T
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    best_s = np.zeros((len(queries), 0), dtype=np.float32)
+    for start in range(0, len(data), 100_000):
+        s = (stored(data[start : start + 100_000], scheme) @ qs).T
+        part = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, part, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, part + start], axis=1)
+        keep = np.argsort(-cand_s, axis=1)[:, :k]
+        best_s = np.take_along_axis(cand_s, keep, axis=1)
+        best_i = np.take_along_axis(cand_i, keep, axis=1)
+    return best_i
 
 
-def run(
-    data: np.ndarray,
-    queries: np.ndarray,
+class Truth:
+    """Exact float32 answers: the k-th best cosine per query, and who the labelled service is."""
+
+    def __init__(
+        self, data: np.ndarray, queries: np.ndarray, owner: np.ndarray, service: np.ndarray
+    ) -> None:
+        self.data, self.queries, self.service = data, queries, service
+        self.owner = np.full(len(data), -1, dtype=np.int64)
+        n = min(len(owner), len(data))
+        self.owner[:n] = owner[:n]
+        self.rows = top(data, queries, 50)
+        self.kth = {k: np.einsum("qd,qd->q", data[self.rows[:, k - 1]], queries) for k in (10, 50)}
+        self.listed = [
+            bool((self.owner[r] == s).any()) for r, s in zip(self.rows, service, strict=True)
+        ]
+
+    def score(self, got: list[np.ndarray]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for k in (10, 50):
+            hits = []
+            for qi, rows in enumerate(got):
+                cos = self.data[rows[:k]] @ self.queries[qi]
+                hits.append(float((cos >= self.kth[k][qi] - 1e-6).sum()) / k)
+            out[f"recall@{k}"] = statistics.mean(hits)
+        found = [
+            bool((self.owner[rows[:50]] == self.service[qi]).any())
+            for qi, rows in enumerate(got)
+            if self.listed[qi]
+        ]
+        out["listing@50"] = statistics.mean(found) if found else float("nan")
+        return out
+
+
+def line(scores: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in scores.items())
+
+
+def quantisation(size: int, truth: Truth, schemes: list[str]) -> None:
+    print(f"\n{size} vectors, exact search over the stored vectors (no graph):")
+    for scheme in schemes:
+        if scheme == "f32":
+            continue
+        t = time.perf_counter()
+        got = list(top(truth.data, truth.queries, 50, scheme))
+        scores = truth.score(got)
+        print(f"  {scheme:>10}: {line(scores)} ({time.perf_counter() - t:.0f} s)")
+        for name, v in scores.items():
+            figure(f"registry_ann_exact_{name}_{size}_{scheme}", v)
+
+
+def graph(
+    truth: Truth,
     intents: list[str],
     embedder: ranking.Embedder,
+    scheme: str,
     connectivity: int,
     expansions: list[int],
 ) -> None:
+    data = truth.data
     size = len(data)
-    truth = exact_top(data, queries, 200)
-    index = VectorIndex(connectivity=connectivity)
+    index = make_index(scheme, connectivity)
     t = time.perf_counter()
     for start in range(0, size, 50_000):
         chunk = data[start : start + 50_000]
         index.add(((start + i + 1, chunk[i : i + 1]) for i in range(len(chunk))), threads=2)
     build = time.perf_counter() - t
     mib = index.memory_bytes / 2**20
-    tag = f"{size}_m{connectivity}"
-    print(f"\n{size} vectors, connectivity {connectivity}: built in {build:.0f} s, {mib:.0f} MiB")
+    tag = f"{size}_{scheme}_m{connectivity}"
+    print(f"\n{size} vectors, {scheme} graph, connectivity {connectivity}: built in {build:.0f} s")
+    print(f"  {mib:.0f} MiB")
     figure(f"registry_ann_build_s_{tag}", build, "s")
     figure(f"registry_ann_index_mib_{tag}", mib, "MiB")
     for ef in expansions:
         index.expansion_search = ef
-        rec = {10: [], 50: []}
-        times = []
-        for q, exact in zip(queries, truth, strict=True):
+        got, times = [], []
+        for q in truth.queries:
             s = time.perf_counter()
-            got = [i - 1 for i, _ in index.search(q, 50)]
+            hits = index.search(q, 50)
             times.append((time.perf_counter() - s) * 1000)
-            for k in rec:
-                rec[k].append(len(set(got[:k]) & set(exact[:k].tolist())) / k)
-        # the real path: encode each intent, then the index walk
-        full = []
-        for i in range(len(intents)):
+            got.append(np.asarray([i - 1 for i, _ in hits], dtype=np.int64))
+        scores = truth.score(got)
+        full = []  # the real path: encode each intent, then the walk
+        for intent in intents:
             s = time.perf_counter()
-            q = embedder.encode([intents[i]])[0]
-            index.search(q, 50)
+            index.search(embedder.encode([intent])[0], 50)
             full.append((time.perf_counter() - s) * 1000)
-        r10, r50 = statistics.mean(rec[10]), statistics.mean(rec[50])
         print(
-            f"  expansion_search {ef:4d}: recall@10 {r10:.4f} recall@50 {r50:.4f}; "
-            f"search p50 {statistics.median(times):.2f} ms p99 {pct(times, 99):.2f} ms; "
-            f"encode + search p50 {statistics.median(full):.1f} ms p99 {pct(full, 99):.1f} ms"
+            f"  expansion_search {ef:4d}: {line(scores)}; walk p50 "
+            f"{statistics.median(times):.2f} / p99 {pct(times, 99):.2f} ms; encode + walk p50 "
+            f"{statistics.median(full):.1f} / p99 {pct(full, 99):.1f} ms"
         )
-        figure(f"registry_ann_recall@10_{tag}_ef{ef}", r10)
-        figure(f"registry_ann_recall@50_{tag}_ef{ef}", r50)
-        figure(f"registry_ann_search_p50_ms_{tag}_ef{ef}", statistics.median(times), "ms")
-        figure(f"registry_ann_search_p99_ms_{tag}_ef{ef}", pct(times, 99), "ms")
+        for name, v in scores.items():
+            figure(f"registry_ann_{name}_{tag}_ef{ef}", v)
+        figure(f"registry_ann_walk_p50_ms_{tag}_ef{ef}", statistics.median(times), "ms")
+        figure(f"registry_ann_walk_p99_ms_{tag}_ef{ef}", pct(times, 99), "ms")
+        figure(f"registry_ann_encode_walk_p50_ms_{tag}_ef{ef}", statistics.median(full), "ms")
+        figure(f"registry_ann_encode_walk_p99_ms_{tag}_ef{ef}", pct(full, 99), "ms")
     print(f"  RSS {rss_mb():.0f} MiB")
-    figure(f"registry_ann_rss_mib_{tag}", rss_mb(), "MiB")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--sizes", default="100000,1000000")
-    ap.add_argument("--connectivity", default="16")
-    ap.add_argument("--expansion", default="64,128,256")
+    ap.add_argument("--sizes", default="20000,100000,300000,1000000")
+    ap.add_argument("--schemes", default="i8,i8-usearch", help="graphs built: " + ",".join(SCHEMES))
+    ap.add_argument("--exact-schemes", default="f16,i8,i8-usearch", help="no-graph pass")
+    ap.add_argument("--connectivity", default="32")
+    ap.add_argument("--expansion", default="200")
+    ap.add_argument("--no-graph", action="store_true", help="the quantisation pass alone")
     ap.add_argument("--unique", type=int, default=3000, help="distinct distractor listings")
     ap.add_argument("--noise", type=float, default=0.04)
-    ap.add_argument("--pool", default=None, help=".npy file of the encoded pool (reused if there)")
+    ap.add_argument("--pool", default=None, help=".npz file of the encoded pool (reused if there)")
     args = ap.parse_args()
     embedder = ranking.load_embedder()
     if embedder is None:
         print("the semantic extra is not installed")
         return 1
-    intents = [i for i, _ in corpus.cases(corpus.load())]
+    cases = corpus.cases(corpus.load())
+    intents = [i for i, _ in cases]
+    ids = [s["id"] for s in corpus.load()]
+    service = np.asarray([ids.index(sid) for _, sid in cases], dtype=np.int64)
     t = time.perf_counter()
     if args.pool and Path(args.pool).exists():  # listing vectors: not a search cost
-        pool = np.load(args.pool)
+        saved = np.load(args.pool)
+        pool, owner = saved["pool"], saved["owner"]
     else:
-        pool = pool_vectors(embedder, args.unique)
+        pool, owner = pool_vectors(embedder, args.unique)
         if args.pool:
-            np.save(args.pool, pool)
+            np.savez(args.pool, pool=pool, owner=owner)
     print(f"{len(pool)} distinct texts encoded in {time.perf_counter() - t:.0f} s")
     queries = np.asarray(embedder.encode(intents), dtype=np.float32)
     expansions = [int(x) for x in args.expansion.split(",")]
     for size in (int(s) for s in args.sizes.split(",")):
-        data = filled(pool, size, args.noise)
-        for m in (int(c) for c in args.connectivity.split(",")):
-            run(data, queries, intents, embedder, m, expansions)
-        del data
+        truth = Truth(filled(pool, size, args.noise), queries, owner, service)
+        print(f"\n{size} vectors: {sum(truth.listed)}/{len(intents)} intents' service in top 50")
+        quantisation(size, truth, args.exact_schemes.split(","))
+        if args.no_graph:
+            continue
+        for scheme in args.schemes.split(","):
+            for m in (int(c) for c in args.connectivity.split(",")):
+                graph(truth, intents, embedder, scheme, m, expansions)
+        del truth
     return 0
 
 

@@ -185,7 +185,7 @@ class VectorIndex:
                 self._ids[eid] = vids
             if keys:
                 ids = np.asarray(keys, dtype=np.uint64)
-                self._index.add(ids, np.stack(rows), threads=threads)
+                self._index.add(ids, self._cast(np.stack(rows)), threads=threads)
                 self._accumulate(ids, 1.0)
 
     def remove(self, entry_ids: Sequence[int]) -> None:
@@ -234,6 +234,20 @@ class VectorIndex:
             return None
         return np.asarray(self._sum / n, dtype=np.float32)
 
+    def _cast(self, m: Matrix) -> Any:
+        """Rows as the graph stores and compares them. For ``i8``, each row is scaled so that
+        its largest component is +-127, then rounded: cosine ignores a row's scale, so the whole
+        int8 range serves every row. (usearch's own cast multiplies the unit vector by 127 and
+        truncates toward zero: a MiniLM component, ~0.05, became ~6 levels, every component was
+        pulled toward zero, and cosines moved by more than the gaps between near neighbours.)"""
+        import numpy as np
+
+        m = np.asarray(m, dtype=np.float32).reshape(-1, self.ndim)
+        if self.dtype != "i8":
+            return m
+        peak = np.maximum(np.abs(m).max(axis=1, keepdims=True), 1e-12)
+        return np.rint(m * (127.0 / peak)).astype(np.int8)
+
     def _unit(self, got: Any) -> Matrix:
         import numpy as np
 
@@ -270,7 +284,7 @@ class VectorIndex:
         count = min(int(index.size), k * 4)
         if count <= 0:
             return []
-        m = index.search(np.asarray(query, dtype=np.float32), count, threads=1)
+        m = index.search(self._cast(np.asarray(query, dtype=np.float32))[0], count, threads=1)
         best: dict[int, float] = {}
         for key, dist in zip(m.keys.tolist(), m.distances.tolist(), strict=True):
             for eid in owners.get(int(key), ()):
