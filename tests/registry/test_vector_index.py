@@ -52,3 +52,18 @@ def test_int8_vectors_read_back_as_stored() -> None:
     cos = np.sum(np.concatenate(back) * data[:4], axis=1)
     # usearch's own cast left 0.9975 of a row's direction; the scaled, rounded rows keep it
     assert float(cos.min()) > 0.9999
+
+
+def test_entries_sharing_a_vector_leave_the_index_one_at_a_time() -> None:
+    data, queries = _clusters(7)
+    index = VectorIndex(dtype="i8")
+    index.add([(1, data[:2]), (2, data[1:2]), (3, data[2:3])])  # 1 and 2 share data[1]
+    assert index.vector_count == 3
+    assert {e for e, _ in index.search(data[1], 3)} == {1, 2, 3}
+    index.remove([1])
+    assert index.vector_count == 2  # data[0] went with 1; data[1] stays for 2
+    assert [e for e, _ in index.search(data[1], 1)] == [2]
+    assert [len(m) for m in index.vectors_of([1, 2])] == [0, 1]
+    index.remove([2])
+    assert index.vector_count == 1
+    assert [e for e, _ in index.search(data[1], 3)] == [3]
