@@ -52,10 +52,10 @@ class UsearchCast(VectorIndex):
         return np.asarray(m, dtype=np.float32).reshape(-1, self.ndim)
 
 
-def make_index(scheme: str, connectivity: int) -> VectorIndex:
-    if scheme == "i8-usearch":
-        return UsearchCast(dtype="i8", connectivity=connectivity)
-    return VectorIndex(dtype=scheme, connectivity=connectivity)
+def make_index(scheme: str, connectivity: int, expansion_add: int = 64) -> VectorIndex:
+    kind = UsearchCast if scheme == "i8-usearch" else VectorIndex
+    dtype = "i8" if scheme == "i8-usearch" else scheme
+    return kind(dtype=dtype, connectivity=connectivity, expansion_add=expansion_add)
 
 
 def stored(m: np.ndarray, scheme: str) -> np.ndarray:
@@ -84,16 +84,30 @@ def pool_vectors(embedder: ranking.Embedder, unique: int) -> tuple[np.ndarray, n
     return vecs, np.asarray(list(texts.values()), dtype=np.int64)
 
 
-def filled(pool: np.ndarray, size: int, noise: float, seed: int = 7) -> np.ndarray:
+def filled(
+    pool: np.ndarray, size: int, noise: float, spread: str = "iso", seed: int = 7
+) -> np.ndarray:
+    """The pool, then perturbed copies up to ``size``. ``iso``: Gaussian noise of ``noise``
+    per dimension, the same in every direction (the vectors' variance then needs 278 principal
+    components for 90%, the real pool's 88); ``cov``: noise of the same energy shaped by the
+    pool's own covariance (varies where real texts vary: 88 components, as the pool)."""
     rng = np.random.default_rng(seed)
     if size <= len(pool):
         return pool[:size].copy()
-    extra = size - len(pool)
-    out = np.empty((size, pool.shape[1]), dtype=np.float32)
+    extra, ndim = size - len(pool), pool.shape[1]
+    shape = None
+    if spread == "cov":
+        centred = pool - pool.mean(axis=0)
+        shape = np.linalg.cholesky(np.cov(centred.T) + 1e-9 * np.eye(ndim))
+    out = np.empty((size, ndim), dtype=np.float32)
     out[: len(pool)] = pool
     for start in range(0, extra, 100_000):
         n = min(100_000, extra - start)
-        m = pool[rng.integers(0, len(pool), n)] + rng.normal(0, noise, (n, pool.shape[1]))
+        g = rng.normal(0, noise, (n, ndim))
+        if shape is not None:
+            g = g @ shape.T
+            g *= noise * np.sqrt(ndim) / np.sqrt((g**2).sum(axis=1).mean())
+        m = pool[rng.integers(0, len(pool), n)] + g
         m /= np.linalg.norm(m, axis=1, keepdims=True)
         out[len(pool) + start : len(pool) + start + n] = m
     return out
@@ -122,6 +136,7 @@ class Truth:
         self, data: np.ndarray, queries: np.ndarray, owner: np.ndarray, service: np.ndarray
     ) -> None:
         self.data, self.queries, self.service = data, queries, service
+        self.spread = ""  # figure-name suffix of the generator ("" = iso)
         self.owner = np.full(len(data), -1, dtype=np.int64)
         n = min(len(owner), len(data))
         self.owner[:n] = owner[:n]
@@ -162,7 +177,7 @@ def quantisation(size: int, truth: Truth, schemes: list[str]) -> None:
         scores = truth.score(got)
         print(f"  {scheme:>10}: {line(scores)} ({time.perf_counter() - t:.0f} s)")
         for name, v in scores.items():
-            figure(f"registry_ann_exact_{name}_{size}_{scheme}", v)
+            figure(f"registry_ann_exact_{name}_{size}{truth.spread}_{scheme}", v)
 
 
 def graph(
@@ -172,18 +187,22 @@ def graph(
     scheme: str,
     connectivity: int,
     expansions: list[int],
+    expansion_add: int,
 ) -> None:
     data = truth.data
     size = len(data)
-    index = make_index(scheme, connectivity)
+    index = make_index(scheme, connectivity, expansion_add)
     t = time.perf_counter()
     for start in range(0, size, 50_000):
         chunk = data[start : start + 50_000]
         index.add(((start + i + 1, chunk[i : i + 1]) for i in range(len(chunk))), threads=2)
     build = time.perf_counter() - t
     mib = index.memory_bytes / 2**20
-    tag = f"{size}_{scheme}_m{connectivity}"
-    print(f"\n{size} vectors, {scheme} graph, connectivity {connectivity}: built in {build:.0f} s")
+    tag = f"{size}{truth.spread}_{scheme}_m{connectivity}_a{expansion_add}"
+    print(
+        f"\n{size} vectors, {scheme} graph, connectivity {connectivity}, expansion_add "
+        f"{expansion_add}: built in {build:.0f} s"
+    )
     print(f"  {mib:.0f} MiB")
     figure(f"registry_ann_build_s_{tag}", build, "s")
     figure(f"registry_ann_index_mib_{tag}", mib, "MiB")
@@ -221,10 +240,12 @@ def main() -> int:
     ap.add_argument("--schemes", default="i8,i8-usearch", help="graphs built: " + ",".join(SCHEMES))
     ap.add_argument("--exact-schemes", default="f16,i8,i8-usearch", help="no-graph pass")
     ap.add_argument("--connectivity", default="32")
-    ap.add_argument("--expansion", default="200")
+    ap.add_argument("--expansion", default="200", help="expansion_search values")
+    ap.add_argument("--expansion-add", default="64", help="expansion_add values (graph build)")
     ap.add_argument("--no-graph", action="store_true", help="the quantisation pass alone")
     ap.add_argument("--unique", type=int, default=3000, help="distinct distractor listings")
     ap.add_argument("--noise", type=float, default=0.04)
+    ap.add_argument("--spread", choices=("iso", "cov"), default="iso", help="see filled()")
     ap.add_argument("--pool", default=None, help=".npz file of the encoded pool (reused if there)")
     args = ap.parse_args()
     embedder = ranking.load_embedder()
@@ -247,14 +268,16 @@ def main() -> int:
     queries = np.asarray(embedder.encode(intents), dtype=np.float32)
     expansions = [int(x) for x in args.expansion.split(",")]
     for size in (int(s) for s in args.sizes.split(",")):
-        truth = Truth(filled(pool, size, args.noise), queries, owner, service)
+        truth = Truth(filled(pool, size, args.noise, args.spread), queries, owner, service)
+        truth.spread = "" if args.spread == "iso" else "_" + args.spread
         print(f"\n{size} vectors: {sum(truth.listed)}/{len(intents)} intents' service in top 50")
         quantisation(size, truth, args.exact_schemes.split(","))
         if args.no_graph:
             continue
         for scheme in args.schemes.split(","):
             for m in (int(c) for c in args.connectivity.split(",")):
-                graph(truth, intents, embedder, scheme, m, expansions)
+                for add in (int(a) for a in args.expansion_add.split(",")):
+                    graph(truth, intents, embedder, scheme, m, expansions, add)
         del truth
     return 0
 

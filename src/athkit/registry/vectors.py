@@ -101,11 +101,13 @@ class VectorIndex:
         ndim: int = 384,
         dtype: str = "i8",
         connectivity: int = 32,
-        expansion_search: int = 200,
+        expansion_search: int = 800,
+        expansion_add: int = 64,
     ) -> None:
         self.ndim = ndim
         self.dtype = dtype
         self.connectivity = connectivity
+        self.expansion_add = expansion_add
         self._expansion_search = expansion_search
         self.generation = -1
         self.model_name: str | None = None
@@ -136,7 +138,7 @@ class VectorIndex:
             metric="cos",
             dtype=self.dtype,
             connectivity=self.connectivity,
-            expansion_add=64,
+            expansion_add=self.expansion_add,
             expansion_search=self._expansion_search,
         )
 
