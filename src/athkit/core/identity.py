@@ -3,26 +3,54 @@
 Documents are cached for at most five minutes. After a signature mismatch the verifier may force
 one re-fetch per agent_id per minute, so key rotation works without letting a stream of bad
 attestations turn the service into a request amplifier.
+
+A blocking caller (a protocol step in a worker thread) fetches through the shared outbound loop
+(:class:`~athkit.core.outbound.BoundedTransport`). An async caller can fetch first, on its own
+event loop, with the same guard, deadline, size cap and in-flight slots
+(:meth:`IdentityFetcher.prefetch`): the step that runs next reads the document, or the fetch's
+error, without a second fetch and without the two thread hops of the blocking path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import ssl
 import threading
+import weakref
+from collections import OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+import anyio.to_thread
 import httpx
 from pydantic import ValidationError
 
 from athkit.core.clock import Clock, system_clock
 from athkit.core.netguard import check_url
-from athkit.core.outbound import BoundedTransport, OutboundLimits, ResponseTooLarge
+from athkit.core.outbound import (
+    AsyncBoundedTransport,
+    BoundedTransport,
+    OutboundLimits,
+    ResponseTooLarge,
+)
 from athkit.netguard_http import guarded_transport
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
 
 FORCED_REFETCH_INTERVAL = 60.0
+#: Documents kept at most (least recently fetched go first); each expires after five minutes.
+MAX_CACHED = 10_000
+_HEADERS = {"Accept": "application/json", "User-Agent": "athkit-identity-fetcher"}
+
+#: What :meth:`IdentityFetcher.prefetch` found for the current request: agent_id → the
+#: document's fetch failure. A worker call copies the request's context, so the step that
+#: follows raises the same error instead of fetching again.
+_prefetch_failures: ContextVar[dict[str, ATHError] | None] = ContextVar(
+    "athkit_identity_prefetch", default=None
+)
 
 
 @dataclass
@@ -54,12 +82,19 @@ class IdentityFetcher:
         self.cache_seconds = min(cache_seconds, 300.0)
         self.max_bytes = max_bytes
         self.clock = clock
-        self._cache: dict[str, _Entry] = {}
+        self.timeout = timeout
+        self._verify = verify
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._forced: dict[str, float] = {}
         self._lock = threading.Lock()
         self._bounded: BoundedTransport | None = None
+        self._limits: OutboundLimits | None = None
+        #: Per event loop: the async transport of :meth:`prefetch` (its pool is the loop's).
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncBoundedTransport
+        ] = weakref.WeakKeyDictionary()
         if transport is None:
-            limits = outbound or OutboundLimits()
+            limits = self._limits = outbound or OutboundLimits()
             transport = self._bounded = limits.transport(
                 deadline=timeout,
                 max_bytes=max_bytes,
@@ -72,21 +107,48 @@ class IdentityFetcher:
             follow_redirects=False,
             transport=transport,
             verify=verify,
-            headers={"Accept": "application/json", "User-Agent": "athkit-identity-fetcher"},
+            headers=_HEADERS,
         )
 
     def close(self) -> None:
         self._http.close()
         if self._bounded is not None:
             self._bounded.shutdown()
+        self._async.clear()  # their idle connections close with their loops
 
-    def get(self, agent_id: str) -> AgentIdentityDocument:
-        """The cached document, or a fresh fetch when the cache entry is old."""
+    def _cached(self, agent_id: str) -> AgentIdentityDocument | None:
         with self._lock:
             entry = self._cache.get(agent_id)
         if entry and self.clock() - entry.fetched_at < self.cache_seconds:
             return entry.doc
+        return None
+
+    def get(self, agent_id: str) -> AgentIdentityDocument:
+        """The cached document, or a fresh fetch when the cache entry is old (or the fetch's
+        error, when :meth:`prefetch` already tried it for this request)."""
+        doc = self._cached(agent_id)
+        if doc is not None:
+            return doc
+        failures = _prefetch_failures.get()
+        if failures and agent_id in failures:
+            raise failures[agent_id]
         return self._fetch(agent_id)
+
+    async def prefetch(self, agent_id: str) -> None:
+        """Fetch ``agent_id``'s document on the running loop unless it is cached: the same
+        checks and limits as :meth:`get`; a failure is kept for this request's :meth:`get`.
+        Does nothing when a test transport replaced the fetcher's own."""
+        if self._limits is None or self._cached(agent_id) is not None:
+            return
+        try:
+            body = await self._afetch_bytes(agent_id)
+            self._store(agent_id, self._parse(agent_id, body))
+        except ATHError as exc:
+            failures = _prefetch_failures.get()
+            if failures is None:
+                failures = {}
+                _prefetch_failures.set(failures)
+            failures[agent_id] = exc
 
     def refetch_after_mismatch(self, agent_id: str) -> AgentIdentityDocument | None:
         """Bypass the cache once per minute per agent; None when the budget is spent."""
@@ -131,8 +193,62 @@ class IdentityFetcher:
             ) from exc
         return bytes(body)
 
+    async def _afetch_bytes(self, url: str) -> bytes:
+        """:meth:`fetch_bytes` for an async caller, on its own loop (no thread hop)."""
+        code, label = ErrorCode.INVALID_ATTESTATION, "agent identity document"
+        if _is_ip_literal(url):  # nothing to resolve: checked here
+            check_url(url, dev_mode=self.dev_mode, code=code)
+        else:  # a host name: resolved (and checked) off the loop
+            await anyio.to_thread.run_sync(
+                lambda: check_url(url, dev_mode=self.dev_mode, code=code)
+            )
+        transport = self._async_transport()
+        request = httpx.Request("GET", url, headers=_HEADERS)
+        try:
+            resp = await transport.handle_async_request(request)
+        except ResponseTooLarge as exc:
+            raise ATHError(
+                code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ATHError(
+                code, f"{label} could not be fetched", {"url": url, "reason": type(exc).__name__}
+            ) from exc
+        if resp.status_code != 200:
+            raise ATHError(code, f"{label} answered HTTP {resp.status_code}", {"url": url})
+        body = resp.content  # decoded, as fetch_bytes reads it: the cap applies to this too
+        if len(body) > self.max_bytes:
+            raise ATHError(
+                code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
+            )
+        return body
+
+    def _async_transport(self) -> AsyncBoundedTransport:
+        loop = asyncio.get_running_loop()
+        transport = self._async.get(loop)
+        if transport is None:
+            assert self._limits is not None
+            transport = self._async[loop] = self._limits.async_transport(
+                deadline=self.timeout,
+                max_bytes=self.max_bytes,
+                inner=guarded_transport(dev_mode=self.dev_mode, verify=self._verify),
+            )
+        return transport
+
     def _fetch(self, agent_id: str) -> AgentIdentityDocument:
-        body = self.fetch_bytes(agent_id)
+        doc = self._parse(agent_id, self.fetch_bytes(agent_id))
+        self._store(agent_id, doc)
+        return doc
+
+    def _store(self, agent_id: str, doc: AgentIdentityDocument) -> None:
+        with self._lock:
+            self._cache[agent_id] = _Entry(doc, self.clock())
+            self._cache.move_to_end(agent_id)
+            while len(self._cache) > MAX_CACHED:
+                self._cache.popitem(last=False)
+
+    @staticmethod
+    def _parse(agent_id: str, body: bytes) -> AgentIdentityDocument:
         try:
             doc = AgentIdentityDocument.model_validate(json.loads(bytes(body)))
         except (ValueError, ValidationError) as exc:
@@ -147,6 +263,13 @@ class IdentityFetcher:
                 "identity document names a different agent_id",
                 {"agent_id": agent_id},
             )
-        with self._lock:
-            self._cache[agent_id] = _Entry(doc, self.clock())
         return doc
+
+
+def _is_ip_literal(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

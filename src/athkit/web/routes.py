@@ -36,6 +36,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
         svc = service_of(request)
         req = await read_json(request, RegisterRequest, svc.settings.max_body_bytes)
         await limit_agent(request, "register", req.agent_id)
+        await svc.prefetch_identity(req)  # on this loop: no thread hop for the fetch
         res = await run_in_worker(svc.register, req)
         return JSONResponse(res.model_dump(mode="json"), status_code=201, headers=NO_STORE)
 
