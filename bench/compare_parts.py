@@ -25,7 +25,7 @@ from common import (
     no_gc,
     run_flow,
 )
-from flowload import IdentityHost, run_users
+from flowload import FLOW_CLIENT, IdentityHost, run_users
 from loadgen import wrk
 from sqlalchemy import event
 from token_check import OPEN, PROTECTED, REQUIRED, add_open_route
@@ -196,7 +196,8 @@ def flows_concurrent(
         )
         print(
             f"  CPU per flow: shop {shop_cpu * per:.1f} ms, users {res.users_cpu * per:.1f} ms"
-            f" (identity documents: {host.server_name}); load average {os.getloadavg()[0]:.2f}"
+            f" (users' client: {FLOW_CLIENT}; identity documents: {host.server_name});"
+            f" load average {os.getloadavg()[0]:.2f}"
         )
         return {
             "flows_per_s": rate,
