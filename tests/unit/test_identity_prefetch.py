@@ -7,6 +7,7 @@ fetch and the agent gets the same ATH error as before (the step reads the prefet
 
 from __future__ import annotations
 
+import gzip
 import json
 import secrets
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from athkit.crypto.attestation import sign_attestation
 from athkit.crypto.keys import AgentKey
@@ -48,6 +49,12 @@ def host() -> Iterator[Host]:
         key = "/" + path
         h.hits[key] = h.hits.get(key, 0) + 1
         status, body = h.docs.get(key, (404, b"{}"))
+        if path.startswith("gzip/"):
+            headers = {"Content-Encoding": "gzip"}
+            return Response(gzip.compress(body), media_type="application/json", headers=headers)
+        if path.startswith("chunked/"):  # no length: Transfer-Encoding: chunked, in pieces
+            pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+            return StreamingResponse(iter(pieces), media_type="application/json")
         return Response(body, status_code=status, media_type="application/json")
 
     with BackgroundServer(app) as server:
@@ -64,8 +71,10 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         s.server.stop()
 
 
-def _publish(host: Host, key: AgentKey, status: int = 200, body: bytes | None = None) -> str:
-    path = f"/agents/{secrets.token_hex(6)}.json"
+def _publish(
+    host: Host, key: AgentKey, status: int = 200, body: bytes | None = None, kind: str = "agents"
+) -> str:
+    path = f"/{kind}/{secrets.token_hex(6)}.json"
     agent_id = host.url(path)
     doc = body if body is not None else json.dumps(identity_document(agent_id, key)).encode()
     host.docs[path] = (status, doc)
@@ -134,3 +143,31 @@ def test_request_refused_before_the_fetch_fetches_nothing(shop: Shop, host: Host
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == "INVALID_REQUEST"
     assert host.hits == {}
+
+
+@pytest.mark.parametrize("kind", ["gzip", "chunked"])
+def test_compressed_and_chunked_documents_are_read(shop: Shop, host: Host, kind: str) -> None:
+    key = AgentKey.generate("P-256", kid="default")
+    agent_id = _publish(host, key, kind=kind)
+    resp = _register(shop, key, agent_id)
+    assert resp.status_code == 201, resp.text
+    assert sum(host.hits.values()) == 1
+
+
+def test_a_document_inflating_past_the_cap_is_refused(shop: Shop, host: Host) -> None:
+    key = AgentKey.generate("P-256", kid="default")
+    doc = json.loads(json.dumps(identity_document("x", key)))
+    bomb = json.dumps({**doc, "pad": " " * 100_000}).encode()  # gzip: a few hundred bytes
+    agent_id = _publish(host, key, body=bomb, kind="gzip")
+    resp = _register(shop, key, agent_id)
+    assert resp.status_code == 401, resp.text
+    assert "too large" in resp.json()["message"]
+
+
+def test_a_private_address_is_never_connected(shop: Shop) -> None:
+    key = AgentKey.generate("P-256", kid="default")
+    agent_id = "http://10.20.30.40:9/agent.json"  # dev mode allows loopback, never this
+    resp = _register(shop, key, agent_id)
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["code"] == "INVALID_ATTESTATION"
+    assert "non-public" in resp.json()["message"]

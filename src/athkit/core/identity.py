@@ -13,12 +13,10 @@ error, without a second fetch and without the two thread hops of the blocking pa
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import ssl
 import threading
-import weakref
 from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -28,14 +26,11 @@ import anyio.to_thread
 import httpx
 from pydantic import ValidationError
 
+from athkit import netguard
 from athkit.core.clock import Clock, system_clock
 from athkit.core.netguard import check_url
-from athkit.core.outbound import (
-    AsyncBoundedTransport,
-    BoundedTransport,
-    OutboundLimits,
-    ResponseTooLarge,
-)
+from athkit.core.outbound import BoundedTransport, OutboundLimits, ResponseTooLarge
+from athkit.core.outbound_get import FetchError, get_document
 from athkit.netguard_http import guarded_transport
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
@@ -89,10 +84,7 @@ class IdentityFetcher:
         self._lock = threading.Lock()
         self._bounded: BoundedTransport | None = None
         self._limits: OutboundLimits | None = None
-        #: Per event loop: the async transport of :meth:`prefetch` (its pool is the loop's).
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, AsyncBoundedTransport
-        ] = weakref.WeakKeyDictionary()
+        self._tls: ssl.SSLContext | None = None
         if transport is None:
             limits = self._limits = outbound or OutboundLimits()
             transport = self._bounded = limits.transport(
@@ -114,7 +106,6 @@ class IdentityFetcher:
         self._http.close()
         if self._bounded is not None:
             self._bounded.shutdown()
-        self._async.clear()  # their idle connections close with their loops
 
     def _cached(self, agent_id: str) -> AgentIdentityDocument | None:
         with self._lock:
@@ -194,46 +185,48 @@ class IdentityFetcher:
         return bytes(body)
 
     async def _afetch_bytes(self, url: str) -> bytes:
-        """:meth:`fetch_bytes` for an async caller, on its own loop (no thread hop)."""
+        """:meth:`fetch_bytes` for an async caller, on its own loop (no thread hop): one GET
+        to an address the SSRF guard checked (:mod:`athkit.core.outbound_get`)."""
         code, label = ErrorCode.INVALID_ATTESTATION, "agent identity document"
         if _is_ip_literal(url):  # nothing to resolve: checked here
-            check_url(url, dev_mode=self.dev_mode, code=code)
+            addresses = _checked(url, self.dev_mode, code)
         else:  # a host name: resolved (and checked) off the loop
-            await anyio.to_thread.run_sync(
-                lambda: check_url(url, dev_mode=self.dev_mode, code=code)
-            )
-        transport = self._async_transport()
-        request = httpx.Request("GET", url, headers=_HEADERS)
+            addresses = await anyio.to_thread.run_sync(_checked, url, self.dev_mode, code)
+        assert self._limits is not None
         try:
-            resp = await transport.handle_async_request(request)
-        except ResponseTooLarge as exc:
-            raise ATHError(
-                code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise ATHError(
-                code, f"{label} could not be fetched", {"url": url, "reason": type(exc).__name__}
-            ) from exc
-        if resp.status_code != 200:
-            raise ATHError(code, f"{label} answered HTTP {resp.status_code}", {"url": url})
-        body = resp.content  # decoded, as fetch_bytes reads it: the cap applies to this too
-        if len(body) > self.max_bytes:
-            raise ATHError(
-                code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
-            )
-        return body
-
-    def _async_transport(self) -> AsyncBoundedTransport:
-        loop = asyncio.get_running_loop()
-        transport = self._async.get(loop)
-        if transport is None:
-            assert self._limits is not None
-            transport = self._async[loop] = self._limits.async_transport(
+            status, body = await get_document(
+                url,
+                addresses,
+                limits=self._limits,
                 deadline=self.timeout,
                 max_bytes=self.max_bytes,
-                inner=guarded_transport(dev_mode=self.dev_mode, verify=self._verify),
+                tls=self._tls_context(),
+                headers=_HEADERS,
             )
-        return transport
+        except FetchError as exc:
+            if exc.reason == "ResponseTooLarge":
+                raise ATHError(
+                    code, f"{label} is too large", {"url": url, "limit_bytes": self.max_bytes}
+                ) from exc
+            raise ATHError(
+                code, f"{label} could not be fetched", {"url": url, "reason": exc.reason}
+            ) from exc
+        if status != 200:
+            raise ATHError(code, f"{label} answered HTTP {status}", {"url": url})
+        return body
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            if isinstance(self._verify, ssl.SSLContext):
+                self._tls = self._verify
+            elif self._verify:
+                self._tls = ssl.create_default_context()
+            else:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                self._tls = ctx
+        return self._tls
 
     def _fetch(self, agent_id: str) -> AgentIdentityDocument:
         doc = self._parse(agent_id, self.fetch_bytes(agent_id))
@@ -273,3 +266,11 @@ def _is_ip_literal(url: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _checked(url: str, dev_mode: bool, code: ErrorCode) -> list[str]:
+    """The SSRF guard's checks and the addresses to connect to (all of them allowed)."""
+    try:
+        return netguard.resolve_checked(url, dev_mode=dev_mode)
+    except netguard.UnsafeURLError as exc:
+        raise ATHError(code, exc.message, exc.details) from exc
