@@ -34,6 +34,7 @@ from athkit.core.outbound_get import FetchError, get_document
 from athkit.netguard_http import guarded_transport
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AgentIdentityDocument
+from athkit.store import on_loop
 
 FORCED_REFETCH_INTERVAL = 60.0
 #: Documents kept at most (least recently fetched go first); each expires after five minutes.
@@ -143,6 +144,7 @@ class IdentityFetcher:
 
     def refetch_after_mismatch(self, agent_id: str) -> AgentIdentityDocument | None:
         """Bypass the cache once per minute per agent; None when the budget is spent."""
+        on_loop.refuse_wait()  # an inline step fetches nothing: it reruns in a worker
         now = self.clock()
         with self._lock:
             last = self._forced.get(agent_id)
@@ -158,6 +160,7 @@ class IdentityFetcher:
 
         Shared by identity documents and OAuth client ID metadata documents."""
         label = f"{what} identity document" if what == "agent" else what
+        on_loop.refuse_wait()  # an inline step fetches nothing: it reruns in a worker
         check_url(url, dev_mode=self.dev_mode, code=code)
         try:
             with self._http.stream("GET", url) as resp:
