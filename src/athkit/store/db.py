@@ -173,6 +173,7 @@ class Database:
                 sink.committed(revocation)
 
     def dispose(self) -> None:
+        on_loop.close_readers(self.engine)
         self.engine.dispose()
 
 

@@ -26,10 +26,14 @@ handler sleeps 1, 2, 5 … ms between tries). So a route may run a step inline, 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from sqlalchemy import Connection, Engine
 
 #: Not on the loop / inline and nothing committed yet (never wait) / inline, committed.
 OFF, NOWAIT, COMMITTED = 0, 1, 2
@@ -102,3 +106,34 @@ def busy_timeout_ms(dbapi_connection: Any, record: Any, usual_ms: int) -> None:
     if record.info.get("athkit_busy_ms") != want:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {int(want)}")
         record.info["athkit_busy_ms"] = want
+
+
+#: Per engine, per loop thread: the connection an inline step reads on (kept checked out).
+_readers: weakref.WeakKeyDictionary[Engine, dict[int, Connection]] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def reader(engine: Engine) -> Connection:
+    """The connection an inline step's reads use on this thread: checked out once (busy
+    timeout 0, autocommit: every read sees the newest commit and holds no lock afterwards),
+    so a read costs no pool checkout and check-in. Only for :func:`never_wait` callers."""
+    me = threading.get_ident()
+    with _readers_lock:
+        conns = _readers.setdefault(engine, {})
+        conn = conns.get(me)
+    if conn is None or conn.closed or conn.invalidated:
+        pool: Any = engine.pool
+        if pool.checkedout() >= pool.size():  # no idle connection to keep: never wait
+            raise WouldBlock
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with _readers_lock:
+            conns[me] = conn
+    return conn
+
+
+def close_readers(engine: Engine) -> None:
+    """Close the inline readers of ``engine`` (the database is disposed)."""
+    with _readers_lock:
+        conns = _readers.pop(engine, {})
+    for conn in conns.values():
+        conn.close()

@@ -21,7 +21,8 @@ from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
-from athkit.store.db import outages_as_unavailable, refuse_pool_wait
+from athkit.store import on_loop
+from athkit.store.db import outages_as_unavailable
 from athkit.store.models import Base, ReplayRow
 
 R = TypeVar("R", bound=Base)
@@ -88,9 +89,12 @@ def select_one(engine: Engine, model: type[R], **equals: Any) -> R | None:
         with _lock:
             stmt = _selects.setdefault((model, keys), built)
     params = {_WHERE + k: v for k, v in equals.items()}
-    refuse_pool_wait(engine)
-    with outages_as_unavailable(), engine.connect() as conn:
-        found = conn.execute(stmt, params).first()
+    if on_loop.never_wait():  # an inline step: its thread's own reader, no pool round
+        with outages_as_unavailable():
+            found = on_loop.reader(engine).execute(stmt, params).first()
+    else:
+        with outages_as_unavailable(), engine.connect() as conn:
+            found = conn.execute(stmt, params).first()
     return detached(model, zip(_column_keys(model), found, strict=True)) if found else None
 
 
