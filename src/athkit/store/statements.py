@@ -128,6 +128,10 @@ def update_where(
     In ``where``, a value means ``column = value``, a list or tuple ``column IN (...)`` and
     None ``column IS NULL``."""
     table = table_of(model)
+    # One expected value is ``=``: an IN list is re-rendered on every execution.
+    where = {
+        k: v[0] if isinstance(v, list | tuple) and len(v) == 1 else v for k, v in where.items()
+    }
     shape = tuple(sorted((k, _kind(v)) for k, v in where.items()))
     vkeys = tuple(sorted(values))
     key = (table, shape, vkeys)
