@@ -146,7 +146,12 @@ class Database:
         """A Core connection whose statements commit together or not at all: for writes that
         need no ORM session (the protocol steps' inserts and compare-and-set updates, which
         announce no revocation; those use :meth:`transaction`)."""
-        refuse_pool_wait(self.engine)
+        if on_loop.never_wait():  # an inline step: its thread's own writer, no pool round
+            with outages_as_unavailable():
+                conn = on_loop.writer(self.engine)
+                with conn.begin():
+                    yield conn
+            return
         with outages_as_unavailable(), self.engine.begin() as conn:
             yield conn
 
@@ -173,7 +178,7 @@ class Database:
                 sink.committed(revocation)
 
     def dispose(self) -> None:
-        on_loop.close_readers(self.engine)
+        on_loop.close_kept(self.engine)
         self.engine.dispose()
 
 

@@ -108,32 +108,46 @@ def busy_timeout_ms(dbapi_connection: Any, record: Any, usual_ms: int) -> None:
         record.info["athkit_busy_ms"] = want
 
 
-#: Per engine, per loop thread: the connection an inline step reads on (kept checked out).
-_readers: weakref.WeakKeyDictionary[Engine, dict[int, Connection]] = weakref.WeakKeyDictionary()
-_readers_lock = threading.Lock()
+#: Per engine, per (loop thread, use): the connections inline steps use (kept checked out).
+_kept: weakref.WeakKeyDictionary[Engine, dict[tuple[int, str], Connection]] = (
+    weakref.WeakKeyDictionary()
+)
+_kept_lock = threading.Lock()
+
+
+def _kept_connection(engine: Engine, use: str) -> Connection:
+    slot = (threading.get_ident(), use)
+    with _kept_lock:
+        conns = _kept.setdefault(engine, {})
+        conn = conns.get(slot)
+    if conn is None or conn.closed or conn.invalidated:
+        pool: Any = engine.pool
+        if pool.checkedout() >= pool.size():  # no idle connection to keep: never wait
+            raise WouldBlock
+        conn = engine.connect()
+        if use == "read":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with _kept_lock:
+            conns[slot] = conn
+    return conn
 
 
 def reader(engine: Engine) -> Connection:
     """The connection an inline step's reads use on this thread: checked out once (busy
     timeout 0, autocommit: every read sees the newest commit and holds no lock afterwards),
-    so a read costs no pool checkout and check-in. Only for :func:`never_wait` callers."""
-    me = threading.get_ident()
-    with _readers_lock:
-        conns = _readers.setdefault(engine, {})
-        conn = conns.get(me)
-    if conn is None or conn.closed or conn.invalidated:
-        pool: Any = engine.pool
-        if pool.checkedout() >= pool.size():  # no idle connection to keep: never wait
-            raise WouldBlock
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        with _readers_lock:
-            conns[me] = conn
-    return conn
+    so a read costs no pool check-out and check-in. Only for :func:`never_wait` callers."""
+    return _kept_connection(engine, "read")
 
 
-def close_readers(engine: Engine) -> None:
-    """Close the inline readers of ``engine`` (the database is disposed)."""
-    with _readers_lock:
-        conns = _readers.pop(engine, {})
+def writer(engine: Engine) -> Connection:
+    """The connection an inline step's write transaction uses on this thread (busy timeout
+    0): begun and committed (or rolled back) per step, never returned to the pool between."""
+    return _kept_connection(engine, "write")
+
+
+def close_kept(engine: Engine) -> None:
+    """Close the inline connections of ``engine`` (the database is disposed)."""
+    with _kept_lock:
+        conns = _kept.pop(engine, {})
     for conn in conns.values():
         conn.close()
