@@ -219,16 +219,12 @@ class IdentityFetcher:
         return body
 
     def _tls_context(self) -> ssl.SSLContext:
+        """The TLS trust of the blocking path's httpx client, for the loop's fetches."""
         if self._tls is None:
             if isinstance(self._verify, ssl.SSLContext):
                 self._tls = self._verify
-            elif self._verify:
-                self._tls = ssl.create_default_context()
             else:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                self._tls = ctx
+                self._tls = httpx.create_ssl_context(verify=self._verify)
         return self._tls
 
     def _fetch(self, agent_id: str) -> AgentIdentityDocument:
