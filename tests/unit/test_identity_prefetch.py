@@ -171,3 +171,36 @@ def test_a_private_address_is_never_connected(shop: Shop) -> None:
     assert resp.status_code == 401, resp.text
     assert resp.json()["code"] == "INVALID_ATTESTATION"
     assert "non-public" in resp.json()["message"]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_https_documents_are_verified_against_the_configured_trust(
+    tmp_path: Path, trusted: bool
+) -> None:
+    """The loop's fetch checks the host's certificate as the blocking one does: with the
+    operator's CA the document is read; without it the fetch fails (ConnectError)."""
+    from tests.oauth.support import loopback_tls
+
+    ca, cert, tls_key = loopback_tls(tmp_path)
+    app = FastAPI()
+    docs: dict[str, bytes] = {}
+
+    @app.get("/{path:path}")
+    def serve(path: str) -> Response:
+        return Response(docs.get("/" + path, b"{}"), media_type="application/json")
+
+    options: dict[str, object] = {"outbound_ca_file": str(ca)} if trusted else {}
+    with BackgroundServer(app, ssl_certfile=str(cert), ssl_keyfile=str(tls_key)) as server:
+        key = AgentKey.generate("P-256", kid="default")
+        agent_id = f"https://127.0.0.1:{server.port}/agent.json"
+        docs["/agent.json"] = json.dumps(identity_document(agent_id, key)).encode()
+        s = start_shop(tmp_path, ath_options=options)
+        try:
+            resp = _register(s, key, agent_id)
+        finally:
+            s.server.stop()
+    if trusted:
+        assert resp.status_code == 201, resp.text
+    else:
+        assert resp.status_code == 401, resp.text
+        assert resp.json()["details"]["reason"] == "ConnectError"
