@@ -165,9 +165,7 @@ class IdentityFetcher:
         try:
             with self._http.stream("GET", url) as resp:
                 if resp.status_code != 200:
-                    raise ATHError(
-                        code, f"{label} answered HTTP {resp.status_code}", {"url": url}
-                    )
+                    raise ATHError(code, f"{label} answered HTTP {resp.status_code}", {"url": url})
                 body = bytearray()
                 for chunk in resp.iter_bytes():
                     body.extend(chunk)

@@ -104,7 +104,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 user_id=user,
                 approve=form.get("decision") == "approve",
                 scopes=[str(s) for s in form.getlist("scope")],
-            )
+            ),
         )
         return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
 
@@ -125,7 +125,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
             svc.steps_on_loop,
             lambda: svc.callback(
                 state=state, code=q.get("code"), error=q.get("error"), cookies=request.cookies
-            )
+            ),
         )
         if outcome.redirect_to:
             resp: Response = RedirectResponse(outcome.redirect_to, status_code=303)
