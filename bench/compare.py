@@ -17,10 +17,12 @@ forward-auth.md). Then ATH Shop's protected route vs the same route open, in-pro
 checks/s, signed-in flows/s at 10 concurrent users, commits per flow, and how long a revocation
 on one node takes to be refused on the other (100 trials). The last lines are ``FIGURE`` lines.
 
-The flows' users run in two processes (``ATHKIT_BENCH_FLOW_PROCS``) and their identity
-documents are static files behind nginx (``bench/flowload.py``), so the load generator is not
-the bottleneck; ``flows_shop_cpu_ms`` / ``flows_users_cpu_ms`` are the CPU each side spent per
-flow (robust to a busy machine, unlike flows/s). ``--only PART`` runs some parts only.
+The flows' users run in two processes (``ATHKIT_BENCH_FLOW_PROCS``) as asyncio tasks on a lean
+HTTP client (``bench/flowclient.py``: the same requests as the SDK's, ``ATHKIT_BENCH_FLOW_CLIENT
+=sdk`` for ``ATHClient`` + ``HTTPBrowser`` in threads) and their identity documents are static
+files behind nginx (``bench/flowload.py``), so the load generator is not the bottleneck;
+``flows_shop_cpu_ms`` / ``flows_users_cpu_ms`` are the CPU each side spent per flow (robust to a
+busy machine, unlike flows/s). ``--only PART`` runs some parts only.
 """
 
 from __future__ import annotations
