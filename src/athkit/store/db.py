@@ -105,6 +105,8 @@ class Database:
         self.steps_on_loop = url.startswith("sqlite") and "poolclass" not in kwargs
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:  # a server that stops answering: bound the client's wait too (and pre-ping)
+            ConnectionWatchdog(t.statement * 2 + t.connect).install(self.engine)
         if self.steps_on_loop:
             usual_ms = int(t.statement * 1000)
             event.listen(
@@ -113,8 +115,6 @@ class Database:
                 lambda dbapi, record, _proxy: on_loop.busy_timeout_ms(dbapi, record, usual_ms),
             )
             event.listen(self.engine, "commit", lambda _conn: on_loop.committed())
-        else:  # a server that stops answering: bound the client's wait too (and pre-ping)
-            ConnectionWatchdog(t.statement * 2 + t.connect).install(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             try:
