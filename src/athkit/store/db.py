@@ -186,9 +186,7 @@ def refuse_pool_wait(engine: Engine) -> None:
     """An inline step (store/on_loop.py) never waits for a pooled connection: when none is
     idle it runs in a worker instead."""
     if on_loop.never_wait():
-        pool: Any = engine.pool
-        if pool.checkedout() >= pool.size():
-            raise on_loop.WouldBlock
+        on_loop.refuse_full_pool(engine)
 
 
 @contextmanager

@@ -108,6 +108,14 @@ def busy_timeout_ms(dbapi_connection: Any, record: Any, usual_ms: int) -> None:
         record.info["athkit_busy_ms"] = want
 
 
+def refuse_full_pool(engine: Engine) -> None:
+    """:class:`WouldBlock` when the engine's pool has no idle connection (a checkout would wait)."""
+    pool: Any = engine.pool
+    size = getattr(pool, "size", None)
+    if callable(size) and pool.checkedout() >= size():
+        raise WouldBlock
+
+
 #: Per engine, per (loop thread, use): the connections inline steps use (kept checked out).
 _kept: weakref.WeakKeyDictionary[Engine, dict[tuple[int, str], Connection]] = (
     weakref.WeakKeyDictionary()
@@ -121,9 +129,7 @@ def _kept_connection(engine: Engine, use: str) -> Connection:
         conns = _kept.setdefault(engine, {})
         conn = conns.get(slot)
     if conn is None or conn.closed or conn.invalidated:
-        pool: Any = engine.pool
-        if pool.checkedout() >= pool.size():  # no idle connection to keep: never wait
-            raise WouldBlock
+        refuse_full_pool(engine)  # no idle connection to keep: never wait for one
         conn = engine.connect()
         if use == "read":
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
