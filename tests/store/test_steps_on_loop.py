@@ -21,7 +21,10 @@ import pytest
 
 from athkit.core.audit_events import AGENT_REGISTERED
 from athkit.core.metrics import STEPS_RERUN
+from athkit.store import on_loop
+from athkit.store.db import Database
 from athkit.store.models import AgentRow, AuditRow
+from athkit.store.statements import select_one
 from tests.conftest import AgentIdentity, Shop, start_shop
 from tests.integration.support import consented_session, register_body
 
@@ -142,3 +145,20 @@ def test_steps_on_loop_can_be_turned_off(tmp_path: Path, agent: AgentIdentity) -
         assert reruns() == before  # it went to a worker directly
     finally:
         s.server.stop()
+
+
+def test_an_inline_step_never_waits_for_a_pooled_connection(tmp_path: Path) -> None:
+    """Every pooled connection busy: inline reads and writes refuse to wait (the step then
+    runs in a worker, which waits up to the pool timeout as before)."""
+    db = Database(f"sqlite:///{tmp_path / 'pool.db'}")
+    held = [db.engine.connect() for _ in range(db.engine.pool.size())]  # type: ignore[attr-defined]
+    try:
+        with on_loop.inline(), pytest.raises(on_loop.WouldBlock), db.begin():
+            pass
+        with on_loop.inline(), pytest.raises(on_loop.WouldBlock):
+            select_one(db.engine, AgentRow, client_id="nobody")
+        assert select_one(db.engine, AgentRow, client_id="nobody") is None  # not inline: fine
+    finally:
+        for conn in held:
+            conn.close()
+        db.dispose()
