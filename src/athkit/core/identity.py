@@ -41,10 +41,10 @@ FORCED_REFETCH_INTERVAL = 60.0
 MAX_CACHED = 10_000
 _HEADERS = {"Accept": "application/json", "User-Agent": "athkit-identity-fetcher"}
 
-#: What :meth:`IdentityFetcher.prefetch` found for the current request: agent_id → the
-#: document's fetch failure. A worker call copies the request's context, so the step that
+#: What :meth:`IdentityFetcher.prefetch` found for the current request: (fetcher, agent_id) →
+#: the document's fetch failure. A worker call copies the request's context, so the step that
 #: follows raises the same error instead of fetching again.
-_prefetch_failures: ContextVar[dict[str, ATHError] | None] = ContextVar(
+_prefetch_failures: ContextVar[dict[tuple[int, str], ATHError] | None] = ContextVar(
     "athkit_identity_prefetch", default=None
 )
 
@@ -122,8 +122,8 @@ class IdentityFetcher:
         if doc is not None:
             return doc
         failures = _prefetch_failures.get()
-        if failures and agent_id in failures:
-            raise failures[agent_id]
+        if failures and (id(self), agent_id) in failures:
+            raise failures[(id(self), agent_id)]
         return self._fetch(agent_id)
 
     async def prefetch(self, agent_id: str) -> None:
@@ -140,7 +140,7 @@ class IdentityFetcher:
             if failures is None:
                 failures = {}
                 _prefetch_failures.set(failures)
-            failures[agent_id] = exc
+            failures[(id(self), agent_id)] = exc  # this fetcher's, for this request
 
     def refetch_after_mismatch(self, agent_id: str) -> AgentIdentityDocument | None:
         """Bypass the cache once per minute per agent; None when the budget is spent."""

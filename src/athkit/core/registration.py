@@ -151,7 +151,7 @@ class Registration(ServiceBase):
             return  # refused before any fetch: the step says why
         sub = claims.get("sub")
         if isinstance(sub, str) and sub and sub == req.agent_id:
-            await self.fetcher.prefetch(sub)
+            await self.verifier.fetcher.prefetch(sub)  # the fetcher the step will ask
 
     def _reregister(
         self, existing: AgentRow, req: RegisterRequest, verified: VerifiedAttestation, now: float
