@@ -182,12 +182,12 @@ def flows_concurrent(
 
         def started() -> None:
             print("  timed section starts", flush=True)
-            cpu0.append(_cpu_seconds(proc.pid))
+            cpu0.append(cpu_seconds(proc.pid))
 
         res = run_users(
             url, host, SHOP_PASSWORD, users=users, procs=procs, seconds=seconds, on_start=started
         )
-        shop_cpu = _cpu_seconds(proc.pid) - cpu0[0]
+        shop_cpu = cpu_seconds(proc.pid) - cpu0[0]
         rate = res.flows / res.wall
         per = 1e3 / res.flows
         print(
@@ -210,7 +210,7 @@ def flows_concurrent(
         proc.wait(timeout=10)
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
