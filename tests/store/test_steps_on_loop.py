@@ -162,3 +162,45 @@ def test_an_inline_step_never_waits_for_a_pooled_connection(tmp_path: Path) -> N
         for conn in held:
             conn.close()
         db.dispose()
+
+
+def test_a_refused_step_that_meets_a_lock_reruns_in_a_worker_not_on_the_loop(
+    shop: Shop, agent: AgentIdentity, tmp_path: Path
+) -> None:
+    """A step refused after its attestation was checked still records the attestation; when
+    the write lock is taken, that record waits in a worker too, never on the loop."""
+    first = httpx.post(f"{shop.url}/ath/agents/register", json=register_body(agent, shop.url))
+    assert first.status_code == 201, first.text
+    # A fresh attestation for an agent_id already registered: refused after the check.
+    plain = httpx.post(
+        f"{shop.url}/ath/agents/register", json=register_body(agent, shop.url), timeout=30
+    )
+    assert plain.status_code == 409, plain.text
+    expected = (plain.status_code, plain.json()["code"])
+
+    before = reruns()
+    body = register_body(agent, shop.url)
+    locker = _lock(tmp_path)
+    release = threading.Timer(0.8, lambda: (locker.execute("ROLLBACK"), locker.close()))
+    result: list[httpx.Response] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            httpx.post(f"{shop.url}/ath/agents/register", json=body, timeout=30)
+        )
+    )
+    release.start()
+    t.start()
+    time.sleep(0.2)
+    samples = []
+    with httpx.Client(base_url=shop.url, timeout=30) as h:
+        for _ in range(5):
+            start = time.monotonic()
+            assert h.get("/login").status_code == 200
+            samples.append(time.monotonic() - start)
+    t.join()
+    release.join()
+    assert max(samples) < 0.45, samples  # the loop never stalled on the lock
+    assert (result[0].status_code, result[0].json()["code"]) == expected, result[0].text
+    assert reruns() == before + 1
+    again = httpx.post(f"{shop.url}/ath/agents/register", json=body, timeout=30)
+    assert again.status_code == 401 and "replay" in again.json()["message"], again.text

@@ -74,19 +74,6 @@ def committed() -> None:
         _mode.set(COMMITTED)
 
 
-@contextmanager
-def may_wait() -> Iterator[None]:
-    """A write that must happen exactly once (the refused step's ``jti``): waits allowed."""
-    if _mode.get() != NOWAIT:
-        yield
-        return
-    token = _mode.set(COMMITTED)
-    try:
-        yield
-    finally:
-        _mode.reset(token)
-
-
 def is_lock_wait(exc: BaseException) -> bool:
     """A SQLite "database is locked/busy" error (or SQLAlchemy's wrapper of one)."""
     orig: Any = getattr(exc, "orig", exc)

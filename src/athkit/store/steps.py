@@ -47,9 +47,10 @@ def protocol_step(method: Callable[P, T]) -> Callable[P, T]:
             _pending.reset(token)
             if rows and store is not None and not rerun:
                 # The step's write never happened: record what was seen anyway, exactly once.
-                with on_loop.may_wait():
-                    for row in rows:
-                        store.remember_once(row.key, row.expires_at, datetime.now(UTC))
+                # Inline, a lock on the first record is WouldBlock like any other wait: nothing
+                # was written, so the worker's run refuses the step again and records it.
+                for row in rows:
+                    store.remember_once(row.key, row.expires_at, datetime.now(UTC))
 
     return step
 
