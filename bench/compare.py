@@ -17,10 +17,12 @@ forward-auth.md). Then ATH Shop's protected route vs the same route open, in-pro
 checks/s, signed-in flows/s at 10 concurrent users, commits per flow, and how long a revocation
 on one node takes to be refused on the other (100 trials). The last lines are ``FIGURE`` lines.
 
-The flows' users run in two processes (``ATHKIT_BENCH_FLOW_PROCS``) and their identity
-documents are static files behind nginx (``bench/flowload.py``), so the load generator is not
-the bottleneck; ``flows_shop_cpu_ms`` / ``flows_users_cpu_ms`` are the CPU each side spent per
-flow (robust to a busy machine, unlike flows/s). ``--only PART`` runs some parts only.
+The flows' users run in two processes (``ATHKIT_BENCH_FLOW_PROCS``) as asyncio tasks on a lean
+HTTP client (``bench/flowclient.py``: the same requests as the SDK's, ``ATHKIT_BENCH_FLOW_CLIENT
+=sdk`` for ``ATHClient`` + ``HTTPBrowser`` in threads) and their identity documents are static
+files behind nginx (``bench/flowload.py``), so the load generator is not the bottleneck;
+``flows_shop_cpu_ms`` / ``flows_users_cpu_ms`` are the CPU each side spent per flow (robust to a
+busy machine, unlike flows/s). ``--only PART`` runs some parts only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pathlib import Path
 import httpx
 from common import header, parser
 from compare_parts import (
+    cpu_seconds,
     flows_concurrent,
     forward_auth_block,
     revocation_propagation,
@@ -62,10 +65,20 @@ CONNS = (1, 10, 50)
 PARTS = ("proxies", "shop", "flows", "revocation")
 
 
+#: Routes whose every request runs athkit's gateway process (its CPU per request is measured).
+GATEWAY_ROUTES = ("gateway", "forward_auth")
+
+
 def proxy_matrix(
-    urls: dict[str, str], auth: dict[str, dict[str, str]], rounds: int, seconds: float
+    urls: dict[str, str],
+    auth: dict[str, dict[str, str]],
+    rounds: int,
+    seconds: float,
+    gateway_pid: int,
+    cpu: dict[tuple[str, str, int], list[float]],
 ) -> dict[tuple[str, str, int], list[WrkResult]]:
-    """wrk over every (route, size, connections), routes alternating inside each round."""
+    """wrk over every (route, size, connections), routes alternating inside each round; for the
+    routes through athkit, the gateway process's CPU µs per request go into ``cpu``."""
     out: dict[tuple[str, str, int], list[WrkResult]] = {}
     routes = list(urls)
     for rnd in range(rounds):
@@ -75,7 +88,11 @@ def proxy_matrix(
                 for route in order:
                     if size == "1mb" and route == "nginx_noop":
                         continue
+                    before = cpu_seconds(gateway_pid)
                     res = wrk(urls[route] + path, auth[route], connections=conns, seconds=seconds)
+                    if route in GATEWAY_ROUTES and res.requests:
+                        used = cpu_seconds(gateway_pid) - before
+                        cpu.setdefault((route, size, conns), []).append(used / res.requests * 1e6)
                     if res.errors:
                         print(f"  !! {route} {size} c{conns}: {res.errors} errors", flush=True)
                     out.setdefault((route, size, conns), []).append(res)
@@ -87,7 +104,10 @@ def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def summarize(m: dict[tuple[str, str, int], list[WrkResult]]) -> dict[str, float]:
+def summarize(
+    m: dict[tuple[str, str, int], list[WrkResult]],
+    cpu: dict[tuple[str, str, int], list[float]] | None = None,
+) -> dict[str, float]:
     def rps(route: str, size: str, c: int) -> list[float]:
         return [r.rps for r in m.get((route, size, c), []) if not r.errors]
 
@@ -127,6 +147,9 @@ def summarize(m: dict[tuple[str, str, int], list[WrkResult]]) -> dict[str, float
         rps("gateway", "small", 1)
     )
     figures["direct_small_c50_rps"] = med(rps("direct", "small", 50))
+    for (route, size, c), used in sorted((cpu or {}).items()):
+        if c in (1, 50):  # athkit's own CPU per request: steadier than ratios on a noisy VM
+            figures[f"{route}_{size}_c{c}_cpu_us"] = med(used)
     return figures
 
 
@@ -230,10 +253,11 @@ def run_proxies(tmp: Path, quick: bool, profile: bool = False) -> dict[str, floa
             profile_gateway(gateway.process.pid, urls["gateway"] + "/v1/me", auth["gateway"], tmp)
             return {}
         rounds, seconds = (1, 1) if quick else (3, 4)
-        matrix = proxy_matrix(urls, auth, rounds, seconds)
+        cpu: dict[tuple[str, str, int], list[float]] = {}
+        matrix = proxy_matrix(urls, auth, rounds, seconds, gateway.process.pid, cpu)
         mem = gateway.memory_kib()
         print(f"gateway process: VmRSS {mem['VmRSS'] / 1024:.0f} MB")
-        return summarize(matrix)
+        return summarize(matrix, cpu)
     finally:
         if nginx is not None:
             nginx.stop()

@@ -6,6 +6,7 @@ is the shop process the concurrent flows run against.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from common import (
@@ -25,7 +27,7 @@ from common import (
     no_gc,
     run_flow,
 )
-from flowload import IdentityHost, run_users
+from flowload import FLOW_CLIENT, IdentityHost, run_users
 from loadgen import wrk
 from sqlalchemy import event
 from token_check import OPEN, PROTECTED, REQUIRED, add_open_route
@@ -80,15 +82,18 @@ def shop_inprocess(quick: bool) -> dict[str, float]:
                 raise RuntimeError(f"{u}: {r.status_code} {r.text[:200]}")
             wrk(u, headers, connections=10, seconds=1)
         rounds, seconds = (3, 1) if quick else (6, 3)
+        # The added p50 (tens of µs) is smaller than the drift of a shared VM between two runs
+        # a few seconds apart: at one connection, twice the rounds of half the length, paired.
+        plan = [(rnd, 1, max(1, seconds // 2)) for rnd in range(2 * rounds)]
+        plan += [(rnd, 50, seconds) for rnd in range(rounds)]
         res: dict[tuple[str, int], list[tuple[float, float]]] = {}
-        for rnd in range(rounds):
-            for conns in (1, 50):
-                order = list(urls) if rnd % 2 == 0 else list(urls)[::-1]
-                for name in order:
-                    w = wrk(urls[name], headers, connections=conns, seconds=seconds)
-                    if w.errors:
-                        print(f"  !! {name} c{conns}: {w.errors} errors")
-                    res.setdefault((name, conns), []).append((w.rps, w.p50))
+        for rnd, conns, length in sorted(plan):
+            order = list(urls) if rnd % 2 == 0 else list(urls)[::-1]
+            for name in order:
+                w = wrk(urls[name], headers, connections=conns, seconds=length)
+                if w.errors:
+                    print(f"  !! {name} c{conns}: {w.errors} errors")
+                res.setdefault((name, conns), []).append((w.rps, w.p50))
         for (name, conns), vals in sorted(res.items()):
             print(
                 f"  {name:<9} c{conns:<3} {med([v[0] for v in vals]):>8,.0f} req/s"
@@ -100,9 +105,64 @@ def shop_inprocess(quick: bool) -> dict[str, float]:
         figures["protected_c50_ratio"] = med([a[0] / b[0] for a, b in pairs50])
         pairs_seq = zip(res[("protected", 1)], res[("open", 1)], strict=True)
         figures["protected_c1_ratio"] = med([a[0] / b[0] for a, b in pairs_seq])
+        figures["protected_added_inprocess_us"] = _asgi_added_us(env, headers)
         figures["token_checks_per_s"] = _token_checks(env, flow.access_token, flow.agent.agent_id)
         figures["commits_per_flow"], figures["sql_per_flow"] = _count_commits(env)
     return figures
+
+
+def _asgi_added_us(env: Env, headers: dict[str, str], batches: int = 12, calls: int = 400) -> float:
+    """What ``require_scopes`` adds to a call, without sockets: the shop app called as ASGI
+    in this process, protected and open batches alternating; median of the paired gaps (µs)."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"host", env.shop_url.split("//", 1)[1].encode()))
+
+    def scope(path: str) -> dict[str, object]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": raw,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 80),
+        }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    statuses: set[int] = set()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    async def batch(path: str) -> float:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            await env.shop_app(scope(path), receive, send)
+        return (time.perf_counter() - t0) / calls * 1e6
+
+    async def run() -> float:
+        await batch(PROTECTED)
+        await batch(OPEN)
+        gaps = []
+        for i in range(batches):
+            order = (PROTECTED, OPEN) if i % 2 == 0 else (OPEN, PROTECTED)
+            took = {path: await batch(path) for path in order}
+            gaps.append(took[PROTECTED] - took[OPEN])
+        return med(gaps)
+
+    added = asyncio.run(run())
+    if statuses != {200}:
+        raise RuntimeError(f"in-process calls answered {statuses}")
+    print(f"  in process (ASGI, no sockets): require_scopes adds {added:.1f} µs per call")
+    return added
 
 
 def _token_checks(env: Env, token: str, agent_id: str) -> float:
@@ -182,12 +242,12 @@ def flows_concurrent(
 
         def started() -> None:
             print("  timed section starts", flush=True)
-            cpu0.append(_cpu_seconds(proc.pid))
+            cpu0.append(cpu_seconds(proc.pid))
 
         res = run_users(
             url, host, SHOP_PASSWORD, users=users, procs=procs, seconds=seconds, on_start=started
         )
-        shop_cpu = _cpu_seconds(proc.pid) - cpu0[0]
+        shop_cpu = cpu_seconds(proc.pid) - cpu0[0]
         rate = res.flows / res.wall
         per = 1e3 / res.flows
         print(
@@ -196,7 +256,8 @@ def flows_concurrent(
         )
         print(
             f"  CPU per flow: shop {shop_cpu * per:.1f} ms, users {res.users_cpu * per:.1f} ms"
-            f" (identity documents: {host.server_name}); load average {os.getloadavg()[0]:.2f}"
+            f" (users' client: {FLOW_CLIENT}; identity documents: {host.server_name});"
+            f" load average {os.getloadavg()[0]:.2f}"
         )
         return {
             "flows_per_s": rate,
@@ -210,7 +271,7 @@ def flows_concurrent(
         proc.wait(timeout=10)
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,13 +1,16 @@
 """The load behind ``flows_per_s``: user processes and a static agent identity host.
 
-Not a package (see ``common.py``). Each user runs :func:`common.run_flow` in a loop: a new
-agent (fresh P-256 key, its identity document published), register → authorize → consent
-(the signed-in user's browser opens the page and decides) → token. The shop's work per flow is
-exactly that of ``bench/flow.py``; only the load generator is spread out so that it is not the
-bottleneck on a small machine:
+Not a package (see ``common.py``). Each user runs full signed-in flows in a loop: a new agent
+(fresh P-256 key, its identity document published), register → authorize → consent (the
+signed-in user's browser opens the page and decides, then follows the redirect to the
+callback) → token. The shop's work per flow is that of ``bench/flow.py``; only the load
+generator is made cheap so that it is not the bottleneck on a small machine:
 
-* the users run in ``procs`` processes (threads inside each), so ten users do not queue for one
-  interpreter lock while the shop waits for them;
+* the users run in ``procs`` processes, as tasks on one event loop each, on athkit's pooled
+  httptools HTTP client (``flowclient.py``): the same requests as ``common.run_flow``, without
+  httpx's and html.parser's cost or threads queueing for one interpreter lock;
+  ``ATHKIT_BENCH_FLOW_CLIENT=sdk`` runs ``common.run_flow`` (``ATHClient`` + ``HTTPBrowser``
+  over httpx) in threads instead, as before;
 * identity documents are static files served by nginx (how an agent developer would host
   them), written by the users, so the shop's fetches cost the load generator nothing; without
   nginx, ``python -m http.server`` serves the same directory.
@@ -147,8 +150,64 @@ class _Job:
     users: int
 
 
+#: ``lean`` (default): asyncio users on the httptools client; ``sdk``: run_flow in threads.
+FLOW_CLIENT = os.environ.get("ATHKIT_BENCH_FLOW_CLIENT", "lean")
+
+
 def _user_process(job: _Job, ready: Any, go: Event, stop_at: Any, out: Any) -> None:
     """One process of users: warm up, wait for ``go``, run flows until ``stop_at``."""
+    if FLOW_CLIENT == "lean":
+        _lean_user_process(job, ready, go, stop_at, out)
+    else:
+        _sdk_user_process(job, ready, go, stop_at, out)
+
+
+def _lean_user_process(job: _Job, ready: Any, go: Event, stop_at: Any, out: Any) -> None:
+    import asyncio
+
+    from flowclient import LeanUser
+
+    from athkit.gateway.upstream_http import UpstreamClient
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # the stdlib loop then
+        pass
+
+    async def main() -> tuple[int, float, list[str]]:
+        http = UpstreamClient(read_timeout=30.0)
+        users = [
+            LeanUser(job.shop_url, Path(job.id_root), job.id_url, job.password, http)
+            for _ in range(job.users)
+        ]
+        for u in users:
+            await u.sign_in()
+            await u.flow()  # warm up
+        done = [0] * job.users
+        errors: list[str] = []
+        ready.put(os.getpid())
+        await asyncio.to_thread(go.wait)
+        cpu0 = time.process_time()
+
+        async def user(i: int) -> None:
+            try:
+                while time.monotonic() < stop_at.value:
+                    await users[i].flow()
+                    done[i] += 1
+            except Exception as exc:  # reported to the parent
+                errors.append(repr(exc))
+
+        await asyncio.gather(*(user(i) for i in range(job.users)))
+        cpu = time.process_time() - cpu0
+        await http.close()
+        return sum(done), cpu, errors
+
+    out.put(asyncio.run(main()))
+
+
+def _sdk_user_process(job: _Job, ready: Any, go: Event, stop_at: Any, out: Any) -> None:
     envs = [
         FlowEnv(job.shop_url, Path(job.id_root), job.id_url, job.password) for _ in range(job.users)
     ]

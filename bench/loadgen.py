@@ -83,6 +83,7 @@ http {{
       proxy_pass http://mail_api;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_buffers 32 32k;
     }}
   }}
   server {{
@@ -92,6 +93,7 @@ http {{
       proxy_pass http://mail_api;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_buffers 32 32k;
     }}
     location = /_noop_auth {{
       internal;

@@ -30,9 +30,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import registry_candidates
 import registry_corpus as corpus
 from registry_latency import (
     add_while_searching,
+    breakdown,
     encode_only,
     figure,
     latency,
@@ -127,6 +129,22 @@ def quality_table(svc: RegistryService, services: list[dict[str, Any]], where: s
                 figure(f"registry_{mode}_mrr_{tag}", r["mrr"])
 
 
+def search_cost(svc: RegistryService, intents: list[str], size: int, n: int) -> None:
+    """In-process semantic searches (query encoding included), then the steps of one."""
+    gc.collect()
+    for i in range(20):  # warm-up
+        svc.search(intents[i % len(intents)], limit=10, mode="semantic")
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        svc.search(intents[i % len(intents)] + f" #{i}", limit=10, mode="semantic")
+        times.append((time.perf_counter() - t) * 1000)
+    p50, p99 = statistics.median(times), pct(times, 99)
+    print(f"  {size:>7} semantic inproc: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+    breakdown(svc, intents, size, min(n, 100))
+    print(f"  RSS {rss_mb():.0f} MiB ({svc.vectors.vector_count} vectors)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1k / 10k listings, no 1M index")
@@ -141,6 +159,19 @@ def main() -> int:
     ap.add_argument(
         "--quality-only", action="store_true", help="recall and MRR tables only, no timing"
     )
+    ap.add_argument(
+        "--model",
+        default=ranking.MODEL_NAME,
+        choices=registry_candidates.CHOICES,
+        help="the encoder: RegistrySettings.model, or a candidate (registry_candidates.py)",
+    )
+    ap.add_argument(
+        "--search-cost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --quality-only: time N in-process semantic searches among the distractors",
+    )
     args = ap.parse_args()
     default = "1000,10000" if args.quick else "1000,10000,100000"
     sizes = [] if args.quality_only else [int(s) for s in (args.sizes or default).split(",")]
@@ -153,11 +184,9 @@ def main() -> int:
     print(f"labelled set: {len(services)} services, {len(cases)} intents")
     print(f"  (dev {len(dev)}, held out {len(held)})")
     t = time.perf_counter()
-    embedder = ranking.load_embedder()
-    if embedder is None:
-        print("the semantic extra is not installed")
-        return 1
+    embedder = registry_candidates.load(args.model)
     print(f"model {embedder.model_name} loaded in {time.perf_counter() - t:.1f}s")
+    print(f"  RSS after loading {rss_mb():.0f} MiB")
     listing_embedder = ListingEmbedder(embedder)
     alone = encode_only(embedder, intents, 100)
     print(f"query encoding alone: p50 {statistics.median(alone):.1f} ms")
@@ -186,6 +215,8 @@ def main() -> int:
                 print(f"  listed {size} in total ({time.perf_counter() - t:.0f}s to add)")
                 if size == nd + len(real):
                     quality_table(svc, services, f"{nd // 1000}k distractors")
+                    if args.search_cost:
+                        search_cost(svc, intents, size, args.search_cost)
                 if size in sizes:
                     gc.collect()
                     latency(svc, http, intents, size, queries)

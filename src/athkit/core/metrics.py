@@ -23,6 +23,11 @@ TOKEN_CHECKS = Counter(
 )
 
 
+STEPS_RERUN = Counter(
+    "athkit_steps_rerun_in_worker",
+    "Protocol steps that would have waited on the event loop and ran in a worker instead",
+    registry=REGISTRY,
+)
 AUDIT_DROPPED = Counter(
     "athkit_audit_dropped",
     "Per-call audit rows dropped because the audit queue was full or the write failed.",

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.store import on_loop
 
 T = TypeVar("T")
 
@@ -203,6 +204,7 @@ class BoundedTransport(httpx.BaseTransport):
         self._inner = inner or http.AsyncHTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        on_loop.refuse_wait()  # never from a step running on the event loop
         self.limits.acquire()
         try:
             copy = _async_copy(request, request.read(), self.http)

@@ -14,6 +14,7 @@ from athkit.core.audit import audit_row
 from athkit.core.clock import as_utc, iso, to_datetime
 from athkit.core.secrets import hash_secret, new_secret, secret_matches
 from athkit.core.service_base import ServiceBase
+from athkit.crypto.attestation import decode_unverified
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import (
     AgentStatus,
@@ -60,12 +61,7 @@ class Registration(ServiceBase):
                 ]
             }
         )
-        for uri in req.redirect_uris or []:
-            check_redirect_uri(uri, dev_mode=self.settings.dev_mode)
-        for p in req.requested_providers:
-            bad = [s for s in p.scopes if not is_valid_scope(s)]
-            if bad:
-                raise ATHError(ErrorCode.INVALID_REQUEST, "malformed scope", {"scopes": bad})
+        self._check_register_request(req)
         verified = self.verifier.verify(req.agent_attestation, endpoint="register")
         if verified.agent_id != req.agent_id:
             raise ATHError(
@@ -133,6 +129,29 @@ class Registration(ServiceBase):
             approved_providers=self._visible_approvals(row),
             approval_expires=iso(expires),
         )
+
+    def _check_register_request(self, req: RegisterRequest) -> None:
+        """The checks of a registration that come before its attestation (no I/O)."""
+        for uri in req.redirect_uris or []:
+            check_redirect_uri(uri, dev_mode=self.settings.dev_mode)
+        for p in req.requested_providers:
+            bad = [s for s in p.scopes if not is_valid_scope(s)]
+            if bad:
+                raise ATHError(ErrorCode.INVALID_REQUEST, "malformed scope", {"scopes": bad})
+
+    async def prefetch_identity(self, req: RegisterRequest) -> None:
+        """On the caller's event loop, before :meth:`register` runs in a worker: fetch the
+        identity document the registration's attestation names (one fetch, the same guard and
+        limits, no thread hop), when the request gets as far as that fetch. The step then
+        reads the document, or the fetch's error, from this request's prefetch."""
+        try:
+            _, claims = decode_unverified(req.agent_attestation)
+            self._check_register_request(req)
+        except (ValueError, UnicodeDecodeError, ATHError):
+            return  # refused before any fetch: the step says why
+        sub = claims.get("sub")
+        if isinstance(sub, str) and sub and sub == req.agent_id:
+            await self.verifier.fetcher.prefetch(sub)  # the fetcher the step will ask
 
     def _reregister(
         self, existing: AgentRow, req: RegisterRequest, verified: VerifiedAttestation, now: float

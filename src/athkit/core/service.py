@@ -63,6 +63,10 @@ def outbound_tls(settings: ATHSettings) -> ssl.SSLContext | bool:
 class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
     """Native-mode ATH for one service."""
 
+    #: Whether this kind of service's steps may run on the loop (the gateway's call upstream
+    #: providers in the middle of a step: never).
+    STEPS_ON_LOOP = True
+
     def __init__(
         self,
         settings: ATHSettings,
@@ -79,6 +83,14 @@ class ATHService(AuthorizationCallback, TokenLifecycle, UserGrants):
             url = settings.database_url or default_sqlite_url(settings.data_dir)
             store = Store(Database(url, timeouts=settings.database_timeouts))
         self.store = store
+        #: Protocol steps run inline on the event loop when they need not wait
+        #: (store/on_loop.py): a SQLite file, nothing shared over the network.
+        self.steps_on_loop = (
+            self.STEPS_ON_LOOP
+            and settings.steps_on_loop
+            and store.db.steps_on_loop
+            and not settings.redis_url
+        )
         self.outbound = OutboundLimits(max_concurrent=settings.outbound_max_concurrent)
         self.fetcher = fetcher or IdentityFetcher(
             outbound=self.outbound,

@@ -92,6 +92,9 @@ class ATHSettings(BaseSettings):
     identity_max_bytes: int = 64 * 1024
     #: Deadline in seconds of a whole identity-document fetch (not per read).
     identity_timeout: float = Field(5.0, gt=0, le=60)
+    #: On a SQLite file (and no Redis): run the protocol steps on the event loop when they can
+    #: finish without waiting (any lock, pool or network wait reruns them in a worker thread).
+    steps_on_loop: bool = True
     #: The host app's sign-in page; the consent page redirects there with ``next=``.
     login_url: str = "/login"
     #: Kept for compatibility: cookies are ``Secure`` over https and always outside dev mode

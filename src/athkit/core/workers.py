@@ -19,6 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from athkit.core.metrics import STEPS_RERUN
+from athkit.store import on_loop
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -53,3 +56,18 @@ async def run_in_worker(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs)
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
     return await loop.run_in_executor(_pool(loop), call)
+
+
+async def run_step(on_loop_ok: bool, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A protocol step: inline on the loop when ``on_loop_ok`` (a SQLite store, see
+    :mod:`athkit.store.on_loop`) and it can finish without waiting, else in ATH's pool.
+
+    Inline, any wait (a lock, the pool, the network) ends the attempt before it wrote anything
+    and the step runs again, from the start, in a worker thread."""
+    if on_loop_ok:
+        try:
+            with on_loop.inline():
+                return func(*args, **kwargs)
+        except on_loop.WouldBlock:
+            STEPS_RERUN.inc()
+    return await run_in_worker(func, *args, **kwargs)

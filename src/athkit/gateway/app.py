@@ -115,8 +115,13 @@ def create_gateway_app(
     )
     app.include_router(build_health_router("", lambda: service_probes(svc)))
     observed = ObservedProxy(proxy, svc, writer)
-    # Added first, so innermost: every middleware below still runs on proxied calls.
-    app.add_middleware(ProxyFastPath, proxy=observed)
+    decider = (
+        ForwardAuthEndpoint(svc, config.forward_auth.secret())
+        if config.forward_auth is not None
+        else None
+    )
+    # Added first, so innermost: every middleware below still runs on proxied calls and decisions.
+    app.add_middleware(ProxyFastPath, proxy=observed, decider=decider, decider_mount=FORWARD_AUTH)
     rules = [*default_rules(None), ("GET", re.compile(re.escape(CALLBACK_PATH)), "signin")]
     install_rate_limits(app, limits_from_settings(svc.settings, svc.shared.rate), rules)
     if getattr(app.state, HANDSHAKE_KEY, None) is None:
@@ -135,8 +140,7 @@ def create_gateway_app(
 
     # First in the routing table: the hot path should not scan the other routes.
     app.router.routes.insert(0, Mount("/ath/proxy", app=observed))
-    if config.forward_auth is not None:
-        decider = ForwardAuthEndpoint(svc, config.forward_auth.secret())
+    if decider is not None:
         app.router.routes.insert(0, Mount(FORWARD_AUTH, app=decider))
         app.router.routes.insert(0, Route(FORWARD_AUTH, endpoint=decider))
 

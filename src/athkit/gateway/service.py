@@ -46,6 +46,8 @@ class GatewayService(ATHService):
     """Gateway-mode ATH for the providers of one configuration."""
 
     REDEEMABLE_STATUS = "upstream_pending"
+    #: The consent and callback steps call the upstream provider: always in a worker.
+    STEPS_ON_LOOP = False
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from athkit.asgi.app_service import service_of
 from athkit.asgi.pages import PAGE_HEADERS, CurrentUser, resolve_user, templates
 from athkit.core.consent import BrowserBinding, ConsentContext
-from athkit.core.workers import run_in_worker
+from athkit.core.workers import run_step
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.store.models import SessionRow
 
@@ -49,7 +49,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
             binding = svc.bind_browser(session, cookies.get(svc.binding_cookie_name(session)))
             return session, binding, svc.consent_context(session)
 
-        session, binding, ctx = await run_in_worker(open_page)
+        session, binding, ctx = await run_step(svc.steps_on_loop, open_page)
         if binding is None or ctx is None:
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             target = f"{svc.settings.login_url}?{urlencode({'next': here})}"
@@ -95,7 +95,8 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
         if user is None and current_user is not None:
             raise ATHError(ErrorCode.LOGIN_REQUIRED, "sign in to decide on this authorization")
         state = str(form.get("state") or "")
-        target = await run_in_worker(
+        target = await run_step(
+            svc.steps_on_loop,
             lambda: svc.submit_consent(
                 oauth_state=state,
                 cookies=request.cookies,
@@ -103,7 +104,7 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 user_id=user,
                 approve=form.get("decision") == "approve",
                 scopes=[str(s) for s in form.getlist("scope")],
-            )
+            ),
         )
         return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
 
@@ -120,10 +121,11 @@ def build_consent_router(current_user: CurrentUser | None) -> APIRouter:
                 {"approved": True, "agent_name": None, "scopes": []},
                 headers=PAGE_HEADERS,
             )
-        outcome = await run_in_worker(
+        outcome = await run_step(
+            svc.steps_on_loop,
             lambda: svc.callback(
                 state=state, code=q.get("code"), error=q.get("error"), cookies=request.cookies
-            )
+            ),
         )
         if outcome.redirect_to:
             resp: Response = RedirectResponse(outcome.redirect_to, status_code=303)

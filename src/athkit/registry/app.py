@@ -106,10 +106,14 @@ def create_registry_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if embedder is None and settings.semantic == "auto" and load_model_in_background:
-            if ranking.semantic_available():
+            if ranking.semantic_available(settings.model):
                 threading.Thread(target=_load_model, args=(svc,), daemon=True).start()
             else:
-                log.info("semantic ranking off: install athkit[semantic] to enable it")
+                log.info(
+                    "semantic ranking off: %s is not installed (%s)",
+                    settings.model,
+                    ranking.install_hint(settings.model),
+                )
         task = None
         if settings.revalidate_interval > 0:
             task = asyncio.create_task(_revalidate_loop(svc, settings.revalidate_interval))
@@ -242,7 +246,7 @@ def create_registry_app(
 
 def _load_model(svc: RegistryService) -> None:
     try:
-        embedder = ranking.load_embedder()
+        embedder = ranking.load_embedder(svc.settings.model)
         if embedder is not None:
             svc.set_embedder(embedder)
             log.info("semantic ranking on (%s)", embedder.model_name)

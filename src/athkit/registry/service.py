@@ -85,6 +85,13 @@ class RegistrySettings:
     delist_after_failures: int = 3
     #: "auto": use the embedding model when installed; "off": keyword ranking only
     semantic: Literal["auto", "off"] = "auto"
+    #: The sentence encoder (registry/encoder.py). The all-mpnet-base-v2 models rank better on
+    #: bench/registry_eval.py, cost more per query, per listing and in memory, and need the
+    #: requirements-mpnet.txt wheels; "-int8" is its quantised form, about 4x faster a query
+    #: (src/athkit/registry/README.md, "Models").
+    model: Literal["all-MiniLM-L6-v2", "all-mpnet-base-v2", "all-mpnet-base-v2-int8"] = (
+        "all-MiniLM-L6-v2"
+    )
     #: Hybrid mode: score = w * semantic + (1 - w) * normalised keyword score.
     hybrid_weight: float = 0.9
     #: Second stage: score = (1 - p) * main-text cosine + p * best phrase cosine.
@@ -199,6 +206,9 @@ class RegistryService:
                 for r, v in zip(rows, vecs, strict=True):
                     r.embedding, r.embedding_model = to_blob(v), tag
                 self._bump(s)
+        dim = getattr(embedder, "dim", None) or int(embedder.encode(["x"]).shape[1])
+        if dim != self.vectors.ndim:  # another model's width (768 for all-mpnet-base-v2)
+            self.vectors = VectorIndex(ndim=dim, dtype=self.settings.index_dtype)
         self.embedder = embedder
         self.vectors.clear()
         self.sync_index()

@@ -20,11 +20,14 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from athkit.store import on_loop
 from athkit.store.errors import DatabaseUnreachableError, StoreUnavailableError, as_unavailable
 from athkit.store.revocation import Revocation, RevocationSink
 from athkit.store.watchdog import ConnectionWatchdog
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
+#: Pooled connections to a SQLite file (as many again may overflow).
+SQLITE_POOL = 16
 _migrate_lock = threading.Lock()
 
 
@@ -80,6 +83,10 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": t.statement}
             if url in ("sqlite://", "sqlite:///:memory:"):
                 kwargs["poolclass"] = StaticPool
+            else:
+                # A file's connections are cheap to keep and dear to churn (each new one runs
+                # the pragmas below): room for every worker thread, waits bounded like others.
+                kwargs.update(pool_size=SQLITE_POOL, max_overflow=SQLITE_POOL, pool_timeout=t.pool)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_timeout=t.pool)
             if url.startswith("postgresql"):
@@ -94,10 +101,20 @@ class Database:
                 }
         _hide_rows()
         self.engine: Engine = create_engine(url, **kwargs)
+        #: A SQLite file: protocol steps may run on the event loop (store/on_loop.py).
+        self.steps_on_loop = url.startswith("sqlite") and "poolclass" not in kwargs
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:  # a server that stops answering: bound the client's wait too (and pre-ping)
             ConnectionWatchdog(t.statement * 2 + t.connect).install(self.engine)
+        if self.steps_on_loop:
+            usual_ms = int(t.statement * 1000)
+            event.listen(
+                self.engine,
+                "checkout",
+                lambda dbapi, record, _proxy: on_loop.busy_timeout_ms(dbapi, record, usual_ms),
+            )
+            event.listen(self.engine, "commit", lambda _conn: on_loop.committed())
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             try:
@@ -120,6 +137,7 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A session for reads only: never commits (its transaction is rolled back at the end),
         so a protocol step's lookups cost no commit; the step's one write is its transaction."""
+        refuse_pool_wait(self.engine)
         with outages_as_unavailable(), self._sessions() as session:
             yield session
 
@@ -128,6 +146,12 @@ class Database:
         """A Core connection whose statements commit together or not at all: for writes that
         need no ORM session (the protocol steps' inserts and compare-and-set updates, which
         announce no revocation; those use :meth:`transaction`)."""
+        if on_loop.never_wait():  # an inline step: its thread's own writer, no pool round
+            with outages_as_unavailable():
+                conn = on_loop.writer(self.engine)
+                with conn.begin():
+                    yield conn
+            return
         with outages_as_unavailable(), self.engine.begin() as conn:
             yield conn
 
@@ -141,6 +165,7 @@ class Database:
 
         Revocations announced in it reach :attr:`revocations` inside the transaction (a
         PostgreSQL NOTIFY commits with it) and again once it has committed."""
+        refuse_pool_wait(self.engine)
         with outages_as_unavailable(), self._sessions.begin() as session:
             yield session
             pending: list[Revocation] = session.info.get(_REVOCATIONS, [])
@@ -153,15 +178,26 @@ class Database:
                 sink.committed(revocation)
 
     def dispose(self) -> None:
+        on_loop.close_kept(self.engine)
         self.engine.dispose()
+
+
+def refuse_pool_wait(engine: Engine) -> None:
+    """An inline step (store/on_loop.py) never waits for a pooled connection: when none is
+    idle it runs in a worker instead."""
+    if on_loop.never_wait():
+        on_loop.refuse_full_pool(engine)
 
 
 @contextmanager
 def outages_as_unavailable() -> Iterator[None]:
-    """Re-raise a database outage as :class:`StoreUnavailableError` (503); others pass."""
+    """Re-raise a database outage as :class:`StoreUnavailableError` (503); others pass.
+    An inline step that met a lock (store/on_loop.py) gets :class:`~on_loop.WouldBlock`."""
     try:
         yield
     except Exception as exc:
+        if on_loop.never_wait() and on_loop.is_lock_wait(exc):
+            raise on_loop.WouldBlock from exc
         mapped = as_unavailable(exc)
         if mapped is None or mapped is exc:
             raise

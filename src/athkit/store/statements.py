@@ -21,6 +21,7 @@ from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
+from athkit.store import on_loop
 from athkit.store.db import outages_as_unavailable
 from athkit.store.models import Base, ReplayRow
 
@@ -88,8 +89,12 @@ def select_one(engine: Engine, model: type[R], **equals: Any) -> R | None:
         with _lock:
             stmt = _selects.setdefault((model, keys), built)
     params = {_WHERE + k: v for k, v in equals.items()}
-    with outages_as_unavailable(), engine.connect() as conn:
-        found = conn.execute(stmt, params).first()
+    if on_loop.never_wait():  # an inline step: its thread's own reader, no pool round
+        with outages_as_unavailable():
+            found = on_loop.reader(engine).execute(stmt, params).first()
+    else:
+        with outages_as_unavailable(), engine.connect() as conn:
+            found = conn.execute(stmt, params).first()
     return detached(model, zip(_column_keys(model), found, strict=True)) if found else None
 
 
@@ -123,6 +128,10 @@ def update_where(
     In ``where``, a value means ``column = value``, a list or tuple ``column IN (...)`` and
     None ``column IS NULL``."""
     table = table_of(model)
+    # One expected value is ``=``: an IN list is re-rendered on every execution.
+    where = {
+        k: v[0] if isinstance(v, list | tuple) and len(v) == 1 else v for k, v in where.items()
+    }
     shape = tuple(sorted((k, _kind(v)) for k, v in where.items()))
     vkeys = tuple(sorted(values))
     key = (table, shape, vkeys)

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from athkit.store import on_loop
 from athkit.store.models import ReplayRow
 
 P = ParamSpec("P")
@@ -35,13 +36,20 @@ def protocol_step(method: Callable[P, T]) -> Callable[P, T]:
     def step(*args: P.args, **kwargs: P.kwargs) -> T:
         store: Any = getattr(args[0], "store", None)
         token = _pending.set([])
+        rerun = False
         try:
             return method(*args, **kwargs)
+        except on_loop.WouldBlock:
+            rerun = True  # nothing was written: the worker's run sees and records the jti
+            raise
         finally:
             rows = _pending.get() or []
             _pending.reset(token)
-            for row in rows:  # the step's write never happened: record what was seen anyway
-                if store is not None:
+            if rows and store is not None and not rerun:
+                # The step's write never happened: record what was seen anyway, exactly once.
+                # Inline, a lock on the first record is WouldBlock like any other wait: nothing
+                # was written, so the worker's run refuses the step again and records it.
+                for row in rows:
                     store.remember_once(row.key, row.expires_at, datetime.now(UTC))
 
     return step

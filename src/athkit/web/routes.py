@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from athkit.asgi.app_service import service_of as service_of  # re-exported: its old home
-from athkit.core.workers import run_in_worker
+from athkit.core.workers import run_in_worker, run_step
 from athkit.oauth.client_auth import basic_credentials
 from athkit.protocol.errors import ATHError, ErrorCode
 from athkit.protocol.messages import AuthorizeRequest, RegisterRequest, RevokeRequest, TokenRequest
@@ -36,7 +36,8 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
         svc = service_of(request)
         req = await read_json(request, RegisterRequest, svc.settings.max_body_bytes)
         await limit_agent(request, "register", req.agent_id)
-        res = await run_in_worker(svc.register, req)
+        await svc.prefetch_identity(req)  # on this loop: no thread hop for the fetch
+        res = await run_step(svc.steps_on_loop, svc.register, req)
         return JSONResponse(res.model_dump(mode="json"), status_code=201, headers=NO_STORE)
 
     @router.get("/ath/agents/{client_id}")
@@ -60,7 +61,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
         svc = service_of(request)
         req = await read_json(request, AuthorizeRequest, svc.settings.max_body_bytes)
         await limit_agent(request, "authorize", req.client_id)
-        res = await run_in_worker(svc.authorize, req)
+        res = await run_step(svc.steps_on_loop, svc.authorize, req)
         return JSONResponse(res.model_dump(), headers=NO_STORE)
 
     @router.post("/ath/token", openapi_extra=json_body(TokenRequest))
@@ -68,7 +69,7 @@ def build_router(*, service_discovery: bool = True) -> APIRouter:
         svc = service_of(request)
         req = await read_json(request, TokenRequest, svc.settings.max_body_bytes)
         await limit_agent(request, "token", req.client_id)
-        res = await run_in_worker(svc.exchange, req)
+        res = await run_step(svc.steps_on_loop, svc.exchange, req)
         return JSONResponse(res.model_dump(), headers=NO_STORE)
 
     @router.post("/ath/revoke", openapi_extra=json_body(RevokeRequest))
