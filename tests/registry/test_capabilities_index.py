@@ -126,6 +126,37 @@ def test_index_follows_adds_and_removals_in_place(
     assert svc.url not in [p["url"] for p in reg.search("rain")["providers"]]
 
 
+def test_search_during_an_own_add_starts_no_catch_up_sync(
+    embedder: ranking.Embedder,
+    start_registry: Callable[..., Registry],
+    start_service: StartService,
+) -> None:
+    """A search that lands after this process committed a listing and before the index holds
+    it sees the change counter ahead of the index; it must not take that for another process's
+    change (a catch-up diffs every id: seconds at 1M entries)."""
+    reg = start_registry(embedder=embedder)
+    _listed(reg, start_service, "postbox", description="Email: read messages and send replies")
+    service = reg.service
+    syncs: list[int] = []
+    service.sync_index = lambda: syncs.append(1)  # type: ignore[method-assign]
+    index = service.vectors
+    add = index.add
+    mid_add: list[list[str]] = []
+
+    def add_with_a_search_first(*args: Any, **kwargs: Any) -> None:
+        hits = service.search("will it rain tomorrow", 10, "semantic").providers
+        mid_add.append([h.provider_id or "" for h in hits])
+        add(*args, **kwargs)
+
+    index.add = add_with_a_search_first  # type: ignore[method-assign]
+    _listed(reg, start_service, "nimbus", description="Weather forecasts and rain radar")
+    assert mid_add == [["postbox"]]  # committed, not yet in the index: not found yet
+    found = reg.search("will it rain tomorrow", mode="semantic")["providers"]
+    assert found[0]["provider_id"] == "nimbus"
+    time.sleep(0.2)  # a sync thread, had one started, would have run by now
+    assert syncs == []
+
+
 def test_second_process_catches_up_without_reload(
     tmp_path: Path,
     embedder: ranking.Embedder,

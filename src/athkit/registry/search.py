@@ -145,6 +145,6 @@ def search(svc: RegistryService, intent: str, limit: int = 10, mode: str = "auto
 
 def _follow(svc: RegistryService, generation: int) -> None:
     """Another process changed the entries: catch up in the background, search on."""
-    if generation == svc.vectors.generation:
+    if generation == svc.vectors.generation or svc.applying(generation):
         return
     threading.Thread(target=svc.sync_index, daemon=True, name="registry-index-sync").start()

@@ -24,6 +24,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,6 +154,8 @@ class RegistryService:
         self.semantic_ready = False
         self._revalidate_lock = threading.Lock()
         self._sync_pending = threading.Event()
+        # generations this process committed whose change is not yet in the index (-> time)
+        self._applying: dict[int, float] = {}
         self.secret = self._load_secret()
         if embedder is not None:
             self.set_embedder(embedder)
@@ -176,7 +179,18 @@ class RegistryService:
 
     def _bump(self, s: Session) -> int:
         s.execute(update(Meta).where(Meta.key == "generation").values(int_value=Meta.int_value + 1))
-        return self.generation(s)
+        generation = self.generation(s)
+        self._applying[generation] = time.monotonic()
+        return generation
+
+    def applying(self, generation: int) -> bool:
+        """True while ``generation`` is this process's own change, committed and still being
+        applied to the index (:meth:`_applied`). A search that sees it then must not start a
+        catch-up sync: at 1M entries one diffs a million ids while searches wait for the GIL
+        (measured: a search after an add 102 ms p50, instead of ~10). Forgotten after 10 s, in
+        case the transaction that took the number rolled back and another process reused it."""
+        started = self._applying.get(generation)
+        return started is not None and time.monotonic() - started < 10.0
 
     @staticmethod
     def generation(s: Session) -> int:
@@ -237,12 +251,15 @@ class RegistryService:
         self, generation: int, added: list[tuple[int, Matrix]], removed: list[int]
     ) -> None:
         """After a commit: apply this process's change to the index in place."""
-        if self.embedder is None:
-            return
-        self.vectors.remove(removed)
-        self.vectors.add(added)
-        if self.vectors.generation == generation - 1:
-            self.vectors.generation = generation
+        try:
+            if self.embedder is None:
+                return
+            self.vectors.remove(removed)
+            self.vectors.add(added)
+            if self.vectors.generation == generation - 1:
+                self.vectors.generation = generation
+        finally:
+            self._applying.pop(generation, None)
 
     # -- listings --------------------------------------------------------------------------
 
