@@ -4,8 +4,10 @@ Every timed search is the full path, query embedding included (the model encodes
 every time; no cache of intent vectors anywhere), in process (``RegistryService.search``) and over
 HTTP (``GET /api/search`` on a real uvicorn, in alternating rounds with in process). Also: where
 a semantic search's time goes (encode, index walk, second stage, database rows; HTTP = the
-difference of the two medians), the time until a new listing is searchable and search latency
-while listings are added, the process's RSS (server and bench share the process).
+difference of the two medians), the time until a new listing is searchable (and its parts:
+the listing's encode, the index insert, the database, the search that finds it) and search
+latency while listings are added, the process's RSS (server and bench share the process), and
+at 1M the pause of a full garbage collection.
 
 **1M.** :func:`million` swaps the service's vector index for one of 1,000,000 distinct vectors
 and times the same request path against it (in process and over HTTP, the database unchanged).
