@@ -22,11 +22,12 @@ the same size in every direction, need 278 principal components for 90% of their
 (the real vectors: 88), so the copies of one text sit at nearly equal distances from each other
 and from a query; the walk gets shorter as the copies grow in number (p50 0.76 ms at 100k,
 0.47 ms at 300k, expansion 200), as if it stalled among the wrong ones.
-With the noise shaped like the real vectors' covariance (``--spread cov``) the same 300k graph
-returned 0.895 at expansion 200 and 0.936 at 800 (iso: 0.721, 0.876), and, of the intents
-whose labelled service exact search puts in the top 50, found it for 0.971 and 1.000 (iso:
-0.854, 0.986). A search asks for ``4 * k`` = 200
-vectors.
+With the noise shaped like the real vectors' covariance (``--spread cov``) a 300k graph built
+the same way returned 0.895 at expansion 200 and 0.936 at 800 (iso: 0.721, 0.876), and, of the
+intents whose labelled service exact search puts in the top 50, found it for 0.971 and 1.000
+(iso: 0.854, 0.986); but there the walk at 800 cost 11.1 ms p50 against 1.2 ms at 200 (load
+average 6-7, the same minutes): a graph that can be navigated is walked further. Not measured
+at 1M with that spread. A search asks for ``4 * k`` = 200 vectors.
 
 **Updates in place.** Entries are immutable: a re-indexed listing gets new entry ids. So the
 index follows the database by ids alone. Changes made by this process are applied right after
