@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 from common import Agent, run_flow
-from loadgen import Nginx
+from loadgen import NGINX_PREAMBLE, Nginx
 
 from athkit.client import AgentKey
 from athkit.demo.agent import identity_document
@@ -43,19 +43,7 @@ from athkit.demo.browser import HTTPBrowser
 from athkit.demo.shop import DEMO_USER
 from athkit.web.serving import free_port
 
-IDENTITY_CONF = """\
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
+IDENTITY_CONF = NGINX_PREAMBLE + """\
   keepalive_requests 100000;
   server {{
     listen 127.0.0.1:{port};

@@ -61,7 +61,9 @@ def wrk(url: str, headers: dict[str, str], *, connections: int, seconds: int) ->
     return WrkResult(rps, _duration(lat["50"]), _duration(lat["99"]), done, errors)
 
 
-NGINX_CONF = """\
+#: The start of every bench nginx config: one worker, in the foreground, all files in ``{tmp}``
+#: (a ``str.format`` template, like the configs that continue it inside ``http {{``).
+NGINX_PREAMBLE = """\
 worker_processes 1;
 daemon off;
 pid {tmp}/nginx.pid;
@@ -74,6 +76,9 @@ http {{
   fastcgi_temp_path {tmp}/fastcgi;
   uwsgi_temp_path {tmp}/uwsgi;
   scgi_temp_path {tmp}/scgi;
+"""
+
+NGINX_CONF = NGINX_PREAMBLE + """\
   proxy_max_temp_file_size 0;
   upstream mail_api {{ server 127.0.0.1:{api_port}; keepalive 64; }}
   upstream noop_decider {{ server 127.0.0.1:{noop_port}; keepalive 64; }}
