@@ -25,12 +25,29 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _configured = False
+#: How often the hot path looks again for an SDK installed by the host application (the API
+#: reads the environment on every ``get_tracer_provider()``, too dear to ask per request).
+RECHECK_SECONDS = 1.0
+_sdk_seen = False
+_looked_at = float("-inf")
 
 
 def tracing_enabled() -> bool:
     """Whether any OpenTelemetry SDK is installed (ours, or the host application's): when not,
-    the hot path skips span calls altogether rather than paying for no-op spans."""
-    return _configured or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    the hot path skips span calls altogether rather than paying for no-op spans.
+
+    A provider, once set, stays set (the API allows one), so a yes is kept; a no is asked again
+    at most every :data:`RECHECK_SECONDS`: an SDK the host installs at start-up is seen from
+    its first second on."""
+    global _sdk_seen, _looked_at
+    if _configured or _sdk_seen:
+        return True
+    now = time.monotonic()
+    if now - _looked_at < RECHECK_SECONDS:
+        return False
+    _looked_at = now
+    _sdk_seen = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _sdk_seen
 
 
 def configure_tracing(service_name: str = "athkit", *, exporter: str | None = None) -> bool:

@@ -35,7 +35,7 @@ from athkit.web.health import build_health_router, service_probes
 from athkit.web.oauth_routes import build_oauth_router
 from athkit.web.operator_auth import OperatorSessions
 from athkit.web.ratelimit import default_rules, install_rate_limits, limits_from_settings
-from athkit.web.request_id import RequestIdMiddleware
+from athkit.web.request_id import RequestIdMiddleware, own_telemetry_only
 from athkit.web.routes import build_router
 from athkit.web.security_headers import harden
 
@@ -84,7 +84,9 @@ def create_gateway_app(
     writer = svc.call_audit
     writer.sample = config.gateway.audit_proxy_sample
     writer.resize(config.gateway.audit_queue)
-    app = FastAPI(title="athkit gateway", version="0.1", lifespan=lifespan)
+    app = FastAPI(
+        title="athkit gateway", version="0.1", lifespan=lifespan, **own_telemetry_only()
+    )
     app.state.athkit_audit_writer = writer
     app.state.athkit = svc
     app.include_router(build_router(service_discovery=False))

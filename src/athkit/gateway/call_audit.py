@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from typing import Any
 
 from opentelemetry.trace import INVALID_SPAN, SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,20 @@ class ObservedProxy:
         self.app = app
         self.svc = svc
         self.writer = writer
+        # (provider label, outcome) -> bound metric children: a label lookup per call costs
+        # more than the observation itself. Both parts have few values (known providers, or
+        # "unknown"; a status class or an ATH error code).
+        self._metrics: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def _observe(self, label: str, outcome: str, seconds: float) -> None:
+        bound = self._metrics.get((label, outcome))
+        if bound is None:
+            bound = self._metrics[(label, outcome)] = (
+                PROXY_LATENCY.labels(label, outcome),
+                PROXY_REQUESTS.labels(label, outcome),
+            )
+        bound[0].observe(seconds)
+        bound[1].inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,8 +73,7 @@ class ObservedProxy:
                 await self.app(scope, receive, send_status)
             except ATHError as exc:
                 seconds = time.perf_counter() - start
-                PROXY_LATENCY.labels(label, exc.code_str).observe(seconds)
-                PROXY_REQUESTS.labels(label, exc.code_str).inc()
+                self._observe(label, exc.code_str, seconds)
                 if on:
                     span.set_attribute("athkit.error", exc.code_str)
                 event = ev.SCOPE_VIOLATION if exc.code_str in VIOLATIONS else ev.PROXY_REQUEST
@@ -76,8 +90,7 @@ class ObservedProxy:
                 raise
             seconds = time.perf_counter() - start
             outcome = f"{status[0] // 100}xx"
-            PROXY_LATENCY.labels(label, outcome).observe(seconds)
-            PROXY_REQUESTS.labels(label, outcome).inc()
+            self._observe(label, outcome, seconds)
             if on:
                 span.set_attribute("http.response.status_code", status[0])
             self._record(

@@ -34,6 +34,7 @@ from athkit.web.health import build_health_router
 from athkit.web.openapi import json_body
 from athkit.web.operator_auth import OperatorSessions
 from athkit.web.ratelimit import RateLimits, Rule, install_rate_limits
+from athkit.web.request_id import own_telemetry_only
 from athkit.web.security_headers import harden
 
 #: The registry's anonymous endpoints and their ``RegistrySettings.rate_limits`` buckets.
@@ -126,7 +127,9 @@ def create_registry_app(
                     await task
             svc.close()
 
-    app = FastAPI(title="athkit registry", version="0.1", lifespan=lifespan)
+    app = FastAPI(
+        title="athkit registry", version="0.1", lifespan=lifespan, **own_telemetry_only()
+    )
     app.state.registry = svc
     install_error_handlers(app)
     app.include_router(build_health_router("", lambda: {"database": svc.db.ping}))

@@ -48,7 +48,8 @@ class InputGuardMiddleware:
         if has_control(path):
             await _refuse(scope, receive, send, "the URL path contains control characters")
             return
-        if _bad_pairs(scope.get("query_string", b"")):
+        query: bytes = scope.get("query_string", b"")
+        if query and _bad_pairs(query):
             await _refuse(scope, receive, send, "a query parameter contains control characters")
             return
         if scope.get("method") == "POST" and _is_own_form(scope, path):

@@ -3,14 +3,27 @@ header, the log context and a server span named after the route (each protocol s
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
 
-from athkit.core.secrets import new_secret
+from athkit.core.secrets import new_identifier
 from athkit.core.tracing import REQUEST_ID_PATTERN, request_id, tracer, tracing_enabled
 
 HEADER = b"x-request-id"
+
+
+def own_telemetry_only() -> dict[str, Any]:
+    """``FastAPI(**own_telemetry_only())`` for athkit's own services (gateway, registry): they
+    make their own server span per request here, count in Prometheus and log through
+    ``logging``, so FastAPI's native OpenTelemetry (0.16x and later) would only double the
+    spans, and its per-request check for an installed SDK costs the proxy's hot path. Older
+    FastAPI has no such option and gets none."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 class RequestIdMiddleware:
@@ -21,8 +34,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
-        rid = sent if REQUEST_ID_PATTERN.match(sent) else new_secret("", 12)
+        sent = ""
+        for name, value in scope.get("headers") or ():
+            if name == HEADER:
+                sent = value.decode("latin-1")
+        rid = sent if sent and REQUEST_ID_PATTERN.match(sent) else new_identifier(12)
         token = request_id.set(rid)
 
         async def send_with_id(message: dict[str, Any]) -> None:

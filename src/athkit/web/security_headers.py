@@ -9,8 +9,9 @@ are never overwritten.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from athkit.web.input_guard import InputGuardMiddleware
@@ -40,15 +41,32 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in ALWAYS.items():
-                    headers.setdefault(name, value)
-                if ours and headers.get("content-type", "").startswith("text/html"):
-                    for name, value in HTML_ONLY.items():
-                        headers.setdefault(name, value)
+                message["headers"] = with_security_headers(message.get("headers") or (), ours)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def with_security_headers(
+    headers: Iterable[tuple[bytes, bytes]], html_allowed: bool
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` plus those of the policy above that the response did not set itself (one
+    pass over the raw header list: this runs on every response, proxied ones included)."""
+    out = list(headers)
+    present = set()
+    html = False
+    for name, value in out:
+        lower = name.lower()
+        present.add(lower)
+        if lower == b"content-type" and value.startswith(b"text/html"):
+            html = True
+    extra = _ALWAYS if not (html and html_allowed) else _ALWAYS + _HTML_ONLY
+    out.extend((n, v) for n, v in extra if n not in present)
+    return out
+
+
+_ALWAYS = tuple((k.lower().encode(), v.encode()) for k, v in ALWAYS.items())
+_HTML_ONLY = tuple((k.lower().encode(), v.encode()) for k, v in HTML_ONLY.items())
 
 
 def harden(app: Starlette, html_prefixes: tuple[str, ...] | None = None) -> None:
