@@ -49,7 +49,7 @@ def add_open_route(app: FastAPI) -> None:
     """The products handler's body on a route without the scope dependency."""
 
     @app.get(OPEN)
-    def products_open() -> dict[str, Any]:
+    async def products_open() -> dict[str, Any]:
         return {"products": PRODUCTS}
 
 
