@@ -174,6 +174,39 @@ def test_duplicate_agent_id_is_refused_and_nothing_half_written(db: Database) ->
     assert count(db, AgentRow) == 2
 
 
+def test_per_call_audit_batch_reads_back_as_written(db: Database) -> None:
+    """The batch writer's bulk INSERT (store/bulk_insert.py) stores what the ORM reads back:
+    timestamps in UTC, JSON lists and mappings, NULLs, mixed with ORM rows in one batch."""
+    from athkit.core.audit_writer import call_row
+
+    store = Store(db)
+    when = T0.timestamp()
+    rows: list[Any] = [
+        call_row(
+            when + i,
+            "proxy_request",
+            "forwarded",
+            agent_id=f"https://agent.example/{i}",
+            provider_id="mail",
+            details={"method": "GET", "path": f"/ath/proxy/mail/v1/{i}", "ms": 0.5, "n": i},
+        )
+        for i in range(3)
+    ]
+    rows.append(call_row(when + 3, "scope_violation", "refused", reason="SCOPE_INSUFFICIENT"))
+    rows.append(audit(agent_id="https://agent.example/orm", requested=["mail:read"]))
+    store.add_audit_many(rows)
+    back = {r.agent_id: r for r in store.list_audit(limit=10)}
+    assert len(back) == 5
+    first = back["https://agent.example/0"]
+    assert as_utc(first.timestamp) == T0
+    assert first.details == {"method": "GET", "path": "/ath/proxy/mail/v1/0", "ms": 0.5, "n": 0}
+    assert first.requested_scopes == [] and first.denial_reason is None
+    refused = back[None]
+    assert refused.event == "scope_violation" and refused.details == {}
+    assert refused.denial_reason == "SCOPE_INSUFFICIENT" and refused.provider_id is None
+    assert back["https://agent.example/orm"].requested_scopes == ["mail:read"]
+
+
 def test_duplicate_client_id_is_refused(db: Database) -> None:
     store = Store(db)
     first = agent_row()

@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from athkit.protocol.errors import ATHError, ErrorCode
+from athkit.store.bulk_insert import BulkInsert
 from athkit.store.db import Database, announce_revocation, update_one
 from athkit.store.families import revoke_families
 from athkit.store.models import (
@@ -406,12 +407,13 @@ class Store:
 
     def add_audit_many(self, rows: Sequence[AuditRow | dict[str, Any]]) -> None:
         """A batch of per-call audit rows in one transaction and one executemany INSERT
-        (core/audit_writer.py): column values as they are, ORM rows by their columns."""
+        (core/audit_writer.py, store/bulk_insert.py): column values as they are, ORM rows by
+        their columns."""
         values = [r if isinstance(r, dict) else _audit_values(r) for r in rows]
         if not values:
             return
         with self.db.transaction() as s:
-            s.execute(insert(_AUDIT_TABLE), values)
+            _AUDIT_INSERT(s.connection(), values)
 
     def list_audit(self, *, agent_id: str | None = None, limit: int = 100) -> Sequence[AuditRow]:
         with self.db.read() as s:
@@ -424,6 +426,7 @@ class Store:
 #: The table itself: a Core INSERT skips the ORM's per-row bookkeeping.
 _AUDIT_TABLE = table_of(AuditRow)
 _AUDIT_COLUMNS = tuple(c.key for c in _AUDIT_TABLE.columns if c.key != "id")
+_AUDIT_INSERT = BulkInsert(_AUDIT_TABLE, _AUDIT_COLUMNS)
 
 
 def _audit_values(row: AuditRow) -> dict[str, Any]:
