@@ -320,3 +320,49 @@ def test_a_connection_given_back_unread_reads_again(run: Callable[[Awaitable[Non
         server.close()
 
     run(main())
+
+
+def test_the_read_timeout_is_per_wait_on_one_timer(run: Callable[[Awaitable[None]], None]) -> None:
+    """The limit is the longest silence, not the whole answer: a body dripping in slower than
+    the limit in all but faster than it piece by piece arrives whole, on a kept connection whose
+    one armed timer outlives each request; a silence of the limit still fails (later, too)."""
+
+    async def main() -> None:
+        async def script(peer: Peer, request: bytes) -> None:
+            if b"drip" in request:
+                await peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+                for piece in (b"a", b"b", b"c", b"d", b"e"):
+                    await asyncio.sleep(0.12)
+                    await peer.write(piece)
+            elif b"stall" in request:
+                await peer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nx")  # then silence
+            else:
+                await peer.write(ok(b"quick"))
+
+        state, server = await serve(script)
+        client = UpstreamClient(read_timeout=0.3)
+
+        async def get(path: str) -> bytes:
+            resp = await client.request(state.origin, "GET", path, [])
+            try:
+                return b"".join([p async for p, _ in resp.chunks()])
+            finally:
+                resp.release()
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert await get("/drip") == b"abcde"  # 0.6 s in all, no silence of 0.3
+        assert loop.time() - start > 0.5
+        for _ in range(3):  # the same connection; the timer armed by /drip is still pending
+            assert await get("/quick") == b"quick"
+        await asyncio.sleep(0.35)  # that timer fires with no wait in progress: nothing happens
+        assert await get("/quick") == b"quick"
+        start = loop.time()
+        with pytest.raises(UpstreamError, match="TimeoutError"):
+            await get("/stall")
+        assert 0.25 < loop.time() - start < 1.0
+        assert state.connections == 1  # one connection served every answer before the stall
+        await client.close()
+        server.close()
+
+    run(main())

@@ -62,11 +62,17 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, read_buffer: int) -> None:
         self.read_buffer = read_buffer
+        self.loop = asyncio.get_running_loop()  # made inside the loop, by create_connection
         self.transport: asyncio.Transport | None = None
+        # The idle timer (see :meth:`_await`): at most one pending per connection.
+        self._timer: asyncio.TimerHandle | None = None
+        self._wait_started = 0.0
+        self._wait_limit = 0.0
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.reused = False
         self.spoiled = False  # part of a request went unsent: never reused
+        self.timed_out = False  # set by the idle timer for the wait it ended
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -105,6 +111,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._ended()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
@@ -178,15 +187,43 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self, timeout: float) -> None:
         """Until something new arrived (headers, body, the end) or ``timeout`` passed."""
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
+        self._waiter = self.loop.create_future()
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
-        except TimeoutError:
-            raise UpstreamError("TimeoutError") from None
+            await self._await(self._waiter, timeout)
         finally:
             self._waiter = None
+
+    async def _await(self, future: asyncio.Future[None], timeout: float) -> None:
+        """``future``, or an ``UpstreamError("TimeoutError")`` once ``timeout`` passed.
+
+        A body crosses in several waits; a timer per wait (``asyncio.timeout``) cost more than
+        the rest of the wait. Instead one timer stays armed per connection: when it fires it
+        fails the wait in progress if that wait is ``timeout`` old, else re-arms for the rest
+        (and, with no wait in progress, lapses until the next wait arms it again)."""
+        self._wait_started = now = self.loop.time()
+        self._wait_limit = timeout
+        self.timed_out = False
+        if self._timer is None:
+            self._timer = self.loop.call_at(now + timeout, self._on_timer)
+        elif self._timer.when() > now + timeout:  # a shorter limit than the armed one
+            self._timer.cancel()
+            self._timer = self.loop.call_at(now + timeout, self._on_timer)
+        await future
+        if self.timed_out:
+            self.timed_out = False
+            raise UpstreamError("TimeoutError")
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self.closed:
+            return
+        due = self._wait_started + self._wait_limit
+        if self.loop.time() < due:
+            self._timer = self.loop.call_at(due, self._on_timer)
+            return
+        self.timed_out = True
+        waiter.set_result(None)
 
     def take(self) -> bytes:
         """Every body byte that arrived since the last call, as one piece."""
@@ -203,14 +240,10 @@ class _Connection(asyncio.Protocol):
         """Wait while the socket's write buffer is full (or until an answer or close)."""
         if not self._write_paused or self.closed or self.headers_done:
             return
-        loop = asyncio.get_running_loop()
-        self._drained = loop.create_future()
+        self._drained = self.loop.create_future()
         self._waiter = self._drained  # an early answer or a failure ends the wait too
         try:
-            async with asyncio.timeout(timeout):
-                await self._drained
-        except TimeoutError:
-            raise UpstreamError("TimeoutError") from None
+            await self._await(self._drained, timeout)
         finally:
             self._drained = None
             self._waiter = None
@@ -222,6 +255,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
 
