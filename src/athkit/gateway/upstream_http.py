@@ -14,6 +14,8 @@ Correctness rules: a request without a body that fails before any byte of an ans
 on a reused connection is retried once on a new one (the server closed it while idle); an
 answer to ``HEAD``, one that ends at EOF, or one cut short never returns its connection to the
 pool; 1xx interim answers are skipped; TLS verifies the server (the system's trust store).
+The read timeout bounds each silence (no headers, or no body piece, for that long); the
+connection itself, its parser and its timer are ``gateway/upstream_conn.py``.
 """
 
 from __future__ import annotations
@@ -22,21 +24,14 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
 from urllib.parse import urlsplit
 
-import httptools
+from athkit.gateway.upstream_conn import Connection, UpstreamError
+
+__all__ = ["SMALL_BODY", "Origin", "UpstreamClient", "UpstreamError", "UpstreamResponse"]
 
 #: Request bodies and answers up to this size are sent or handed on in one piece.
 SMALL_BODY = 64 * 1024
-
-
-class UpstreamError(Exception):
-    """The upstream could not be reached, or its answer broke off or did not parse."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -57,226 +52,21 @@ class Origin:
         return cls(parts.scheme, parts.hostname, port, parts.netloc.encode("idna"))
 
 
-class _Connection(asyncio.Protocol):
-    """One connection and the answer being read on it."""
-
-    def __init__(self, read_buffer: int) -> None:
-        self.read_buffer = read_buffer
-        self.loop = asyncio.get_running_loop()  # made inside the loop, by create_connection
-        self.transport: asyncio.Transport | None = None
-        # The idle timer (see :meth:`_await`): at most one pending per connection.
-        self._timer: asyncio.TimerHandle | None = None
-        self._wait_started = 0.0
-        self._wait_limit = 0.0
-        self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
-        self.reused = False
-        self.spoiled = False  # part of a request went unsent: never reused
-        self.timed_out = False  # set by the idle timer for the wait it ended
-        self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
-        self._write_paused = False
-        self._reading_paused = False
-        self.begin()
-
-    def begin(self) -> None:
-        """Ready for the next answer."""
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.headers_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.received = False
-        self.error: UpstreamError | None = None
-        self.pieces: list[bytes] = []
-        self.buffered = 0
-        self._interim = False
-
-    # -- asyncio.Protocol --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._fail("HttpParserError")
-            self.close()
-
-    def eof_received(self) -> bool | None:
-        self._ended()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._ended()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    # -- httptools callbacks -----------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200:  # an interim answer (100 Continue, 103): the real one follows
-            self._interim = True
-            self.headers = []
-            return
-        self.status = status
-        self.headers_done = True
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self.pieces.append(body)
-        self.buffered += len(body)
-        if self.buffered >= self.read_buffer and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            return
-        self.complete = True
-        self.keep_alive = self.parser.should_keep_alive()  # only valid inside this callback
-        self._wake()
-
-    # -- for the request ---------------------------------------------------------------------
-
-    def _ended(self) -> None:
-        """EOF or close: the end of an answer that runs to EOF, else an answer cut short."""
-        if self.complete or self.error is not None:
-            return
-        names = {n for n, _ in self.headers}
-        if (
-            self.headers_done
-            and b"content-length" not in names
-            and b"transfer-encoding" not in names
-        ):
-            self.complete = True
-            self.closed = True  # never reused: the server ended the connection with it
-            self._wake()
-        else:
-            self._fail("ServerDisconnectedError")
-
-    def _fail(self, reason: str) -> None:
-        if self.error is None and not self.complete:
-            self.error = UpstreamError(reason)
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, timeout: float) -> None:
-        """Until something new arrived (headers, body, the end) or ``timeout`` passed."""
-        self._waiter = self.loop.create_future()
-        try:
-            await self._await(self._waiter, timeout)
-        finally:
-            self._waiter = None
-
-    async def _await(self, future: asyncio.Future[None], timeout: float) -> None:
-        """``future``, or an ``UpstreamError("TimeoutError")`` once ``timeout`` passed.
-
-        A body crosses in several waits; a timer per wait (``asyncio.timeout``) cost more than
-        the rest of the wait. Instead one timer stays armed per connection: when it fires it
-        fails the wait in progress if that wait is ``timeout`` old, else re-arms for the rest
-        (and, with no wait in progress, lapses until the next wait arms it again)."""
-        self._wait_started = now = self.loop.time()
-        self._wait_limit = timeout
-        self.timed_out = False
-        if self._timer is None:
-            self._timer = self.loop.call_at(now + timeout, self._on_timer)
-        elif self._timer.when() > now + timeout:  # a shorter limit than the armed one
-            self._timer.cancel()
-            self._timer = self.loop.call_at(now + timeout, self._on_timer)
-        await future
-        if self.timed_out:
-            self.timed_out = False
-            raise UpstreamError("TimeoutError")
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done() or self.closed:
-            return
-        due = self._wait_started + self._wait_limit
-        if self.loop.time() < due:
-            self._timer = self.loop.call_at(due, self._on_timer)
-            return
-        self.timed_out = True
-        waiter.set_result(None)
-
-    def take(self) -> bytes:
-        """Every body byte that arrived since the last call, as one piece."""
-        pieces = self.pieces
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        self.pieces = []
-        self.buffered = 0
-        if self._reading_paused and self.transport is not None and not self.closed:
-            self._reading_paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def drain(self, timeout: float) -> None:
-        """Wait while the socket's write buffer is full (or until an answer or close)."""
-        if not self._write_paused or self.closed or self.headers_done:
-            return
-        self._drained = self.loop.create_future()
-        self._waiter = self._drained  # an early answer or a failure ends the wait too
-        try:
-            await self._await(self._drained, timeout)
-        finally:
-            self._drained = None
-            self._waiter = None
-
-    def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
-            raise UpstreamError("ServerDisconnectedError")
-        self.transport.write(data)
-
-    def close(self) -> None:
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.transport is not None:
-            self.transport.close()
-
-
 @dataclass
 class _Pool:
     """Idle connections of one origin, most recently used last, and the in-use count."""
 
     slots: asyncio.Semaphore
-    idle: list[_Connection] = field(default_factory=list)
+    idle: list[Connection] = field(default_factory=list)
 
 
 class UpstreamResponse:
     """An answer whose headers have arrived; :meth:`chunks` hands on the body."""
 
-    def __init__(self, client: UpstreamClient, origin: Origin, conn: _Connection, head: bool):
+    def __init__(self, client: UpstreamClient, origin: Origin, conn: Connection, head: bool):
         self._client = client
         self._origin = origin
-        self._conn: _Connection | None = conn
+        self._conn: Connection | None = conn
         self._head = head
         self.status = conn.status
         self.headers = conn.headers
@@ -352,7 +142,7 @@ class UpstreamClient:
             pool = self._pools[origin] = _Pool(asyncio.Semaphore(self.max_connections))
         return pool
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin) -> Connection:
         loop = asyncio.get_running_loop()
         tls: ssl.SSLContext | None = None
         if origin.scheme == "https":
@@ -362,7 +152,7 @@ class UpstreamClient:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self.read_buffer),
+                    lambda: Connection(self.read_buffer),
                     origin.host,
                     origin.port,
                     ssl=tls,
@@ -374,7 +164,7 @@ class UpstreamClient:
             raise UpstreamError(type(exc).__name__) from exc
         return conn
 
-    def _idle(self, origin: Origin) -> _Connection | None:
+    def _idle(self, origin: Origin) -> Connection | None:
         idle = self._pool(origin).idle
         while idle:
             conn = idle.pop()
@@ -383,7 +173,7 @@ class UpstreamClient:
                 return conn
         return None
 
-    def _give_back(self, origin: Origin, conn: _Connection, reusable: bool) -> None:
+    def _give_back(self, origin: Origin, conn: Connection, reusable: bool) -> None:
         pool = self._pool(origin)
         if reusable:
             conn.take()  # drops unread pieces and resumes reading if it was paused
@@ -415,7 +205,7 @@ class UpstreamClient:
         head = b"".join(lines)
         pool = self._pool(origin)
         await pool.slots.acquire()
-        conn: _Connection | None = None
+        conn: Connection | None = None
         try:
             conn = self._idle(origin)
             if conn is None:
@@ -437,7 +227,7 @@ class UpstreamClient:
         return UpstreamResponse(self, origin, conn, head=method == "HEAD")
 
     async def _exchange(
-        self, conn: _Connection, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool
+        self, conn: Connection, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool
     ) -> None:
         """Send the request; return once the answer's headers are in."""
         conn.write(head)
@@ -449,7 +239,7 @@ class UpstreamClient:
             await conn.wait(self.read_timeout)
 
     async def _send_body(
-        self, conn: _Connection, body: AsyncIterator[bytes], chunked: bool
+        self, conn: Connection, body: AsyncIterator[bytes], chunked: bool
     ) -> None:
         async for piece in body:
             if conn.headers_done or conn.closed:  # answered (or gone) before the body ended

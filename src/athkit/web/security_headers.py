@@ -22,6 +22,9 @@ HTML_CSP = (
 )
 ALWAYS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 HTML_ONLY = {"Content-Security-Policy": HTML_CSP, "X-Frame-Options": "DENY"}
+#: The same as raw ASGI header pairs: what every response gets, and what an HTML page gets.
+_ALWAYS = tuple((k.lower().encode(), v.encode()) for k, v in ALWAYS.items())
+_FOR_HTML = _ALWAYS + tuple((k.lower().encode(), v.encode()) for k, v in HTML_ONLY.items())
 
 
 class SecurityHeadersMiddleware:
@@ -53,20 +56,17 @@ def with_security_headers(
     """``headers`` plus those of the policy above that the response did not set itself (one
     pass over the raw header list: this runs on every response, proxied ones included)."""
     out = list(headers)
-    present = set()
+    present: set[bytes] = set()
     html = False
     for name, value in out:
         lower = name.lower()
         present.add(lower)
         if lower == b"content-type" and value.startswith(b"text/html"):
             html = True
-    extra = _ALWAYS if not (html and html_allowed) else _ALWAYS + _HTML_ONLY
-    out.extend((n, v) for n, v in extra if n not in present)
+    for name, value in _FOR_HTML if html and html_allowed else _ALWAYS:
+        if name not in present:
+            out.append((name, value))
     return out
-
-
-_ALWAYS = tuple((k.lower().encode(), v.encode()) for k, v in ALWAYS.items())
-_HTML_ONLY = tuple((k.lower().encode(), v.encode()) for k, v in HTML_ONLY.items())
 
 
 def harden(app: Starlette, html_prefixes: tuple[str, ...] | None = None) -> None:

@@ -1,0 +1,229 @@
+"""One upstream HTTP/1.1 connection of the proxy's client (``gateway/upstream_http.py``): an
+asyncio protocol with an ``httptools`` (llhttp) response parser, and the answer being read on it.
+
+Body pieces go from the socket callback to the waiting request in a list; reading pauses once
+``read_buffer`` bytes wait unsent. The read timeout bounds each silence (no headers, or no
+body piece, for that long): a body crosses in several waits, and a timer per wait
+(``asyncio.timeout``) cost more than the rest of the wait, so one timer stays armed per
+connection and is re-armed lazily (:meth:`Connection._await`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import httptools
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached, or its answer broke off or did not parse."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Connection(asyncio.Protocol):
+    """One connection and the answer being read on it."""
+
+    def __init__(self, read_buffer: int) -> None:
+        self.read_buffer = read_buffer
+        self.loop = asyncio.get_running_loop()  # made inside the loop, by create_connection
+        self.transport: asyncio.Transport | None = None
+        # The idle timer (see :meth:`_await`): at most one pending per connection.
+        self._timer: asyncio.TimerHandle | None = None
+        self._wait_started = 0.0
+        self._wait_limit = 0.0
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.reused = False
+        self.spoiled = False  # part of a request went unsent: never reused
+        self.timed_out = False  # set by the idle timer for the wait it ended
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._reading_paused = False
+        self.begin()
+
+    def begin(self) -> None:
+        """Ready for the next answer."""
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.received = False
+        self.error: UpstreamError | None = None
+        self.pieces: list[bytes] = []
+        self.buffered = 0
+        self._interim = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._fail("HttpParserError")
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        self._ended()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._ended()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue, 103): the real one follows
+            self._interim = True
+            self.headers = []
+            return
+        self.status = status
+        self.headers_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(body)
+        self.buffered += len(body)
+        if self.buffered >= self.read_buffer and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self.complete = True
+        self.keep_alive = self.parser.should_keep_alive()  # only valid inside this callback
+        self._wake()
+
+    # -- for the request ---------------------------------------------------------------------
+
+    def _ended(self) -> None:
+        """EOF or close: the end of an answer that runs to EOF, else an answer cut short."""
+        if self.complete or self.error is not None:
+            return
+        names = {n for n, _ in self.headers}
+        if (
+            self.headers_done
+            and b"content-length" not in names
+            and b"transfer-encoding" not in names
+        ):
+            self.complete = True
+            self.closed = True  # never reused: the server ended the connection with it
+            self._wake()
+        else:
+            self._fail("ServerDisconnectedError")
+
+    def _fail(self, reason: str) -> None:
+        if self.error is None and not self.complete:
+            self.error = UpstreamError(reason)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Until something new arrived (headers, body, the end) or ``timeout`` passed."""
+        self._waiter = self.loop.create_future()
+        try:
+            await self._await(self._waiter, timeout)
+        finally:
+            self._waiter = None
+
+    async def _await(self, future: asyncio.Future[None], timeout: float) -> None:
+        """``future``, or an ``UpstreamError("TimeoutError")`` once ``timeout`` passed.
+
+        A body crosses in several waits; a timer per wait (``asyncio.timeout``) cost more than
+        the rest of the wait. Instead one timer stays armed per connection: when it fires it
+        fails the wait in progress if that wait is ``timeout`` old, else re-arms for the rest
+        (and, with no wait in progress, lapses until the next wait arms it again)."""
+        self._wait_started = now = self.loop.time()
+        self._wait_limit = timeout
+        self.timed_out = False
+        if self._timer is None:
+            self._timer = self.loop.call_at(now + timeout, self._on_timer)
+        elif self._timer.when() > now + timeout:  # a shorter limit than the armed one
+            self._timer.cancel()
+            self._timer = self.loop.call_at(now + timeout, self._on_timer)
+        await future
+        if self.timed_out:
+            self.timed_out = False
+            raise UpstreamError("TimeoutError")
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self.closed:
+            return
+        due = self._wait_started + self._wait_limit
+        if self.loop.time() < due:
+            self._timer = self.loop.call_at(due, self._on_timer)
+            return
+        self.timed_out = True
+        waiter.set_result(None)
+
+    def take(self) -> bytes:
+        """Every body byte that arrived since the last call, as one piece."""
+        pieces = self.pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.pieces = []
+        self.buffered = 0
+        if self._reading_paused and self.transport is not None and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def drain(self, timeout: float) -> None:
+        """Wait while the socket's write buffer is full (or until an answer or close)."""
+        if not self._write_paused or self.closed or self.headers_done:
+            return
+        self._drained = self.loop.create_future()
+        self._waiter = self._drained  # an early answer or a failure ends the wait too
+        try:
+            await self._await(self._drained, timeout)
+        finally:
+            self._drained = None
+            self._waiter = None
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamError("ServerDisconnectedError")
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.close()
