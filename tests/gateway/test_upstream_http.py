@@ -101,6 +101,15 @@ def ok(body: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%b\r\n%b" % (len(body), extra, body)
 
 
+async def body_of(client: UpstreamClient, origin: Origin, path: str) -> bytes:
+    """A GET's whole body (no request headers)."""
+    resp = await client.request(origin, "GET", path, [])
+    try:
+        return b"".join([p async for p, _ in resp.chunks()])
+    finally:
+        resp.release()
+
+
 async def fetch(
     client: UpstreamClient, origin: Origin, method: str = "GET", **kw: object
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -217,12 +226,8 @@ def test_cut_short_malformed_and_silent_answers_are_errors(
         state, server = await serve(script)
         client = UpstreamClient(read_timeout=0.3)
 
-        async def get(path: str) -> bytes:
-            resp = await client.request(state.origin, "GET", path, [])
-            try:
-                return b"".join([p async for p, _ in resp.chunks()])
-            finally:
-                resp.release()
+        def get(path: str) -> Awaitable[bytes]:
+            return body_of(client, state.origin, path)
 
         with pytest.raises(UpstreamError, match="ServerDisconnectedError"):
             await get("/cut")
@@ -342,12 +347,8 @@ def test_the_read_timeout_is_per_wait_on_one_timer(run: Callable[[Awaitable[None
         state, server = await serve(script)
         client = UpstreamClient(read_timeout=0.3)
 
-        async def get(path: str) -> bytes:
-            resp = await client.request(state.origin, "GET", path, [])
-            try:
-                return b"".join([p async for p, _ in resp.chunks()])
-            finally:
-                resp.release()
+        def get(path: str) -> Awaitable[bytes]:
+            return body_of(client, state.origin, path)
 
         loop = asyncio.get_running_loop()
         start = loop.time()
