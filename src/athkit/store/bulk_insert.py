@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Table, insert
 from sqlalchemy.engine import Dialect
 
 _Processor = Callable[[Any], Any] | None
+#: The values processed once per column and reused: NULL, an empty list, an empty mapping.
+_EMPTY_KINDS: dict[type, str] = {type(None): "none", list: "list", dict: "dict"}
 
 
 class _Plan:
@@ -39,10 +41,8 @@ class _Plan:
     def _process(self, i: int, proc: _Processor, value: Any) -> Any:
         if proc is None:
             return value
-        kind = "none" if value is None else ("list" if value == [] else None)
-        if kind is None:
-            kind = "dict" if value == {} else None
-        if kind is None:
+        kind = _EMPTY_KINDS.get(type(value))
+        if kind is None or value:  # not NULL, [] or {}: processed as it is
             return proc(value)
         key = (i, kind)
         if key not in self._common:
