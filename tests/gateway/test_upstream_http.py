@@ -167,6 +167,53 @@ def test_chunked_and_eof_ended_bodies(run: Callable[[Awaitable[None]], None]) ->
     run(main())
 
 
+def test_content_length_bodies_counted_past_the_parser(
+    run: Callable[[Awaitable[None]], None],
+) -> None:
+    """Body bytes after the headers are counted off Content-Length, not parsed: a body in many
+    reads arrives whole, the connection is reused after it, and an answer that says
+    ``connection: close``, comes as HTTP/1.0 or runs past its length never is."""
+    big = bytes(range(256)) * 1200  # 307,200 bytes: several reads, and a paused socket
+
+    async def script(peer: Peer, request: bytes) -> None:
+        path = request.split(b" ")[1]
+        body, head = big, b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n" % len(big)
+        if path == b"/close":
+            head += b"connection: close\r\n"
+        elif path == b"/http10":
+            head = b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n" % len(big)
+        elif path == b"/extra":
+            body, head = b"hello", b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n"
+        await peer.write(head + b"\r\n")
+        for i in range(0, len(body), 100_000):  # separate writes, each read on its own
+            await asyncio.sleep(0.005)
+            await peer.write(body[i : i + 100_000])
+        if path == b"/extra":
+            await asyncio.sleep(0.005)
+            await peer.write(b"EXTRA")
+
+    async def main() -> None:
+        state, server = await serve(script)
+        client = UpstreamClient(read_buffer=64 * 1024)
+        for _ in range(2):
+            assert await body_of(client, state.origin, "/a") == big
+        assert state.connections == 1  # reused after a counted body
+        for path in ("/close", "/http10"):
+            assert await body_of(client, state.origin, path) == big
+            assert await body_of(client, state.origin, "/a") == big  # on a new connection
+        assert state.connections == 3
+        resp = await client.request(state.origin, "GET", "/extra", [])
+        assert b"".join([p async for p, _ in resp.chunks()]) == b"hello"
+        await asyncio.sleep(0.05)  # the stray bytes arrive while the answer is still held
+        resp.release()
+        assert await body_of(client, state.origin, "/a") == big
+        assert state.connections == 4  # the one that sent bytes nobody asked for was dropped
+        await client.close()
+        server.close()
+
+    run(main())
+
+
 def test_head_204_and_interim_answers(run: Callable[[Awaitable[None]], None]) -> None:
     async def main() -> None:
         async def script(peer: Peer, request: bytes) -> None:

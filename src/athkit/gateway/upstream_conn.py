@@ -2,10 +2,14 @@
 asyncio protocol with an ``httptools`` (llhttp) response parser, and the answer being read on it.
 
 Body pieces go from the socket callback to the waiting request in a list; reading pauses once
-``read_buffer`` bytes wait unsent. The read timeout bounds each silence (no headers, or no
-body piece, for that long): a body crosses in several waits, and a timer per wait
-(``asyncio.timeout``) cost more than the rest of the wait, so one timer stays armed per
-connection and is re-armed lazily (:meth:`Connection._await`).
+``read_buffer`` bytes wait unsent. Once the headers of an answer with a ``Content-Length`` are
+parsed, what arrives is counted off that length and passed on as it came, without the parser
+(which would copy every body byte into a new object); a fresh parser takes the next answer.
+
+The read timeout bounds each silence (no headers, or no body piece, for that long): a body
+crosses in several waits, and a timer per wait (``asyncio.timeout``) cost more than the rest
+of the wait, so one timer stays armed per connection and is re-armed lazily
+(:meth:`Connection._await`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Connection(asyncio.Protocol):
         self._wait_limit = 0.0
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
+        self.expect_body = True  # False for an answer to HEAD (it has no body, whatever it says)
         self.reused = False
         self.spoiled = False  # part of a request went unsent: never reused
         self.timed_out = False  # set by the idle timer for the wait it ended
@@ -58,6 +63,10 @@ class Connection(asyncio.Protocol):
         self.pieces: list[bytes] = []
         self.buffered = 0
         self._interim = False
+        self._version = "1.1"
+        # Body bytes still to come of a Content-Length answer, counted past the parser; -1 when
+        # the parser frames the body (chunked, to EOF, none) or the answer is complete.
+        self._body_left = -1
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -66,6 +75,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        if self._body_left > 0:
+            self._counted_body(data)
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -105,10 +117,27 @@ class Connection(asyncio.Protocol):
             self.headers = []
             return
         self.status = status
+        self._version = self.parser.get_http_version()
         self.headers_done = True
+        if self.expect_body and status not in (204, 304):
+            self._body_left = self._declared_length()
         self._wake()
 
+    def _declared_length(self) -> int:
+        """The answer's Content-Length when it alone frames the body, else -1."""
+        length = -1
+        for name, value in self.headers:
+            if name == b"transfer-encoding":
+                return -1
+            if name == b"content-length":
+                if length != -1 or not value.strip().isdigit():
+                    return -1  # repeated or malformed: left to the parser, which refuses it
+                length = int(value)
+        return length
+
     def on_body(self, body: bytes) -> None:
+        if self._body_left > 0:
+            self._body_left -= len(body)
         self.pieces.append(body)
         self.buffered += len(body)
         if self.buffered >= self.read_buffer and not self._reading_paused and self.transport:
@@ -121,7 +150,34 @@ class Connection(asyncio.Protocol):
             self._interim = False
             return
         self.complete = True
+        self._body_left = -1
         self.keep_alive = self.parser.should_keep_alive()  # only valid inside this callback
+        self._wake()
+
+    # -- a Content-Length body, past the parser ----------------------------------------------
+
+    def _counted_body(self, data: bytes) -> None:
+        left = self._body_left
+        if len(data) > left:  # the answer ends inside this read, and more follows it
+            self.spoiled = True  # bytes nobody asked for: never reuse this connection
+            data = data[:left]
+        self.pieces.append(data)
+        self.buffered += len(data)
+        self._body_left = left - len(data)
+        if self._body_left == 0:
+            self._body_left = -1
+            self.parser = httptools.HttpResponseParser(self)  # the old one stopped mid-body
+            self.complete = True
+            tokens = {
+                t.strip().lower()
+                for n, v in self.headers
+                if n == b"connection"
+                for t in v.split(b",")
+            }
+            self.keep_alive = self._version == "1.1" and b"close" not in tokens
+        elif self.buffered >= self.read_buffer and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
         self._wake()
 
     # -- for the request ---------------------------------------------------------------------

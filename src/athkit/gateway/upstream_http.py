@@ -230,6 +230,7 @@ class UpstreamClient:
         self, conn: Connection, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool
     ) -> None:
         """Send the request; return once the answer's headers are in."""
+        conn.expect_body = not head.startswith(b"HEAD ")
         conn.write(head)
         if body is not None:
             await self._send_body(conn, body, chunked)
