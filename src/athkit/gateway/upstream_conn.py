@@ -19,6 +19,10 @@ from typing import cast
 
 import httptools
 
+#: Body pieces that arrived together are joined below this total, and passed on one by one
+#: above it.
+JOIN_BELOW = 64 * 1024
+
 
 class UpstreamError(Exception):
     """The upstream could not be reached, or its answer broke off or did not parse."""
@@ -248,16 +252,19 @@ class Connection(asyncio.Protocol):
         self.timed_out = True
         waiter.set_result(None)
 
-    def take(self) -> bytes:
-        """Every body byte that arrived since the last call, as one piece."""
+    def take(self) -> list[bytes]:
+        """Every body byte that arrived since the last call: small pieces joined into one,
+        large ones as they came (a copy of a large piece costs more than passing it on
+        alone)."""
         pieces = self.pieces
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if len(pieces) > 1 and self.buffered < JOIN_BELOW:
+            pieces = [b"".join(pieces)]
         self.pieces = []
         self.buffered = 0
         if self._reading_paused and self.transport is not None and not self.closed:
             self._reading_paused = False
             self.transport.resume_reading()
-        return data
+        return pieces
 
     async def drain(self, timeout: float) -> None:
         """Wait while the socket's write buffer is full (or until an answer or close)."""

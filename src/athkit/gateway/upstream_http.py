@@ -86,14 +86,19 @@ class UpstreamResponse:
         while True:
             if conn.error is not None:
                 raise conn.error
-            if conn.pieces or conn.complete:
-                data = conn.take() if conn.pieces else b""
-                done = conn.complete and not conn.pieces
-                if data or done:
+            if conn.pieces:
+                pieces = conn.take()
+                last = len(pieces) - 1
+                for i, data in enumerate(pieces):
+                    # More may arrive while a piece is handed on: only then is the end known.
+                    done = i == last and conn.complete and not conn.pieces
                     yield data, not done
-                if done:
-                    return
+                    if done:
+                        return
                 continue
+            if conn.complete:
+                yield b"", False
+                return
             await conn.wait(timeout)
 
     async def read(self) -> bytes:
