@@ -1,4 +1,5 @@
-"""Bodies stream through the gateway: 50 MB each way must not grow the gateway's memory by 50 MB.
+"""``athkit gateway serve`` as a child process: bodies stream through it (50 MB each way must not
+grow its memory by 50 MB), and its access log follows ``--log-level``.
 
 The gateway runs as ``athkit gateway serve`` in a child process (secrets in its environment, a
 TOML config), so /proc/<pid>/status shows its own resident memory: VmRSS before, VmHWM (the peak)
@@ -37,6 +38,7 @@ class ChildGateway:
     url: str
     op: OIDCProvider
     process: GatewayProcess
+    env: dict[str, str]
 
     def client(self, agent: AgentIdentity) -> ATHClient:
         return ATHClient(self.url, agent.agent_id, agent.key)
@@ -63,7 +65,7 @@ def child_gateway(
     path.write_text(to_toml(config))
     env = {SECRET_ENV: op.client_secret, KEYS_ENV: new_key_spec("m1")}
     with GatewayProcess.start(path, env, port=port) as process:
-        yield ChildGateway(url, op, process)
+        yield ChildGateway(url, op, process, env)
 
 
 def _headers(client: ATHClient) -> dict[str, str]:
@@ -118,3 +120,24 @@ def test_50mb_each_way_streams_in_bounded_memory(
     print(report)
     assert download_growth < LIMIT_KIB, report
     assert upload_growth < LIMIT_KIB, report
+
+
+def test_the_access_log_follows_the_log_level(
+    child_gateway: ChildGateway, agent: AgentIdentity, tmp_path: Path
+) -> None:
+    """At ``info`` (the default) each call gets an access line, query values redacted; at
+    ``warning`` there is none (uvicorn's access log is then off, not just filtered)."""
+    gw = child_gateway
+    client = connect(gw, agent)  # type: ignore[arg-type]
+    line = '"GET /ath/proxy/mail/v1/download?size=[redacted] HTTP/1.1" 200'
+    with httpx.Client(timeout=30) as http:
+        assert _download(http, gw, client, 10) == 10
+    assert line in gw.process.log()
+
+    quiet_config = tmp_path / "quiet.toml"  # its own log file, beside the same database
+    quiet_config.write_text((tmp_path / "gateway.toml").read_text())
+    with GatewayProcess.start(quiet_config, gw.env, log_level="warning") as quiet:
+        quiet_gw = ChildGateway(quiet.url, gw.op, quiet, gw.env)
+        with httpx.Client(timeout=30) as http:
+            assert _download(http, quiet_gw, client, 10) == 10
+        assert "/ath/proxy/" not in quiet.log()

@@ -103,7 +103,16 @@ def serve(
         raise typer.Exit(2) from None
     tune_collector()  # start-up's objects frozen, fewer young collections (gateway/allocator.py)
     out.print(f"ATH gateway [bold]{cfg.gateway.gateway_id}[/] on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=uvicorn_log_config())
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=uvicorn_log_config(),
+        # uvicorn builds each access line's arguments (client address, quoted path) before the
+        # logger's level is asked, so a level that drops the line turns the log off instead.
+        access_log=log_level.lower() in ("info", "debug", "trace"),
+    )
 
 
 @gateway_app.command("keygen")
