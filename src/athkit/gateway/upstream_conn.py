@@ -142,12 +142,16 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._body_left > 0:
             self._body_left -= len(body)
-        self.pieces.append(body)
-        self.buffered += len(body)
+        self._add(body)
+        self._wake()
+
+    def _add(self, piece: bytes) -> None:
+        """Keep a body piece for the request; pause reading once ``read_buffer`` bytes wait."""
+        self.pieces.append(piece)
+        self.buffered += len(piece)
         if self.buffered >= self.read_buffer and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
-        self._wake()
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -165,8 +169,7 @@ class Connection(asyncio.Protocol):
         if len(data) > left:  # the answer ends inside this read, and more follows it
             self.spoiled = True  # bytes nobody asked for: never reuse this connection
             data = data[:left]
-        self.pieces.append(data)
-        self.buffered += len(data)
+        self._add(data)
         self._body_left = left - len(data)
         if self._body_left == 0:
             self._body_left = -1
@@ -179,9 +182,6 @@ class Connection(asyncio.Protocol):
                 for t in v.split(b",")
             }
             self.keep_alive = self._version == "1.1" and b"close" not in tokens
-        elif self.buffered >= self.read_buffer and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
         self._wake()
 
     # -- for the request ---------------------------------------------------------------------
