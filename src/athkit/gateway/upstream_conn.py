@@ -68,6 +68,7 @@ class Connection(asyncio.Protocol):
         self.buffered = 0
         self._interim = False
         self._version = "1.1"
+        self.declared_length = -1  # the answer's Content-Length when it alone frames the body
         # Body bytes still to come of a Content-Length answer, counted past the parser; -1 when
         # the parser frames the body (chunked, to EOF, none) or the answer is complete.
         self._body_left = -1
@@ -123,8 +124,9 @@ class Connection(asyncio.Protocol):
         self.status = status
         self._version = self.parser.get_http_version()
         self.headers_done = True
+        self.declared_length = self._declared_length()
         if self.expect_body and status not in (204, 304):
-            self._body_left = self._declared_length()
+            self._body_left = self.declared_length
         self._wake()
 
     def _declared_length(self) -> int:

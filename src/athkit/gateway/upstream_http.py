@@ -70,11 +70,7 @@ class UpstreamResponse:
         self._head = head
         self.status = conn.status
         self.headers = conn.headers
-        length = None
-        for name, value in conn.headers:
-            if name == b"content-length":
-                length = int(value) if value.strip().isdigit() else None
-        self.content_length = length
+        self.content_length = conn.declared_length if conn.declared_length >= 0 else None
 
     async def chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
         """(piece, more) pairs until the body ends; the last has ``more`` False."""
